@@ -1,0 +1,1 @@
+"""Packaged data files (TOML) with their sources; see sources.toml for citations."""
