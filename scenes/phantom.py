@@ -74,12 +74,12 @@ def render_phantom(anatomy: Anatomy, grid: Grid, lesion: Lesion | None = None, *
             cache[key] = rasterize(shape, grid, supersample=supersample)
         return cache[key]
 
-    def add(name: str, shape: Shape, material_name: str | None = None) -> Mask:
+    def add(name: str, shape: Shape, material_name: str | None = None, within: str | None = None) -> Mask:
         mask = raster(shape)
         if name:
             structures[name] = mask
         if material_name:
-            paint(labels, density, electron, mask, material_name)
+            paint(labels, density, electron, mask, material_name, within=within)
         return mask
 
     geometry = lesion_geometry(anatomy, lesion) if lesion is not None else None
@@ -97,9 +97,9 @@ def render_phantom(anatomy: Anatomy, grid: Grid, lesion: Lesion | None = None, *
         whole = Union((body, vertebra.posterior))
         add(f"vertebra_{vertebra.level}", whole)
         add(f"vertebral_body_{vertebra.level}", body, "cortical_bone")
-        add("", core, "cancellous_bone")
+        add("", core, "cancellous_bone", within="cortical_bone")
         add(f"posterior_elements_{vertebra.level}", vertebra.posterior, "cortical_bone")
-        add("", vertebra.posterior.offset(-vertebra.shell_mm), "cancellous_bone")
+        add("", vertebra.posterior.offset(-vertebra.shell_mm), "cancellous_bone", within="cortical_bone")
         if is_index:
             add(f"pedicle_left_{vertebra.level}", vertebra.pedicle_left)
             add(f"pedicle_right_{vertebra.level}", vertebra.pedicle_right)

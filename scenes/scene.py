@@ -184,19 +184,28 @@ def labels_from_density(density: np.ndarray) -> np.ndarray:
     return codes[index]
 
 
-def paint(labels: np.ndarray, density: np.ndarray, electron: np.ndarray, mask: Mask, material_name: str) -> None:
+def paint(labels: np.ndarray, density: np.ndarray, electron: np.ndarray, mask: Mask, material_name: str,
+          *, within: str | None = None) -> None:
     """Paint a material into (mutable, working) arrays with partial-volume mixing.
 
-    Voxels take ``(1 - f) * old + f * new`` for occupancy f; the label switches where the
-    new material occupies at least half the voxel. Used while building or transforming a
-    scene, before the new immutable Scene is made.
+    Voxels take ``(1 - f) * old + f * new`` for occupancy f: the new material displaces
+    a share of whatever the voxel held. With ``within=`` the new solid lies inside one
+    already painted with that material (a marrow core inside its cortical shell), and it
+    displaces only that material: ``old + f * (new - within)``, exact for nested solids.
+    The label switches where the new material fills at least half the voxel. Used while
+    building or transforming a scene, before the new immutable Scene is made.
     """
     code = label_of(material_name)
     new = materials()[material_name]
     block = mask.slices
     fraction = mask.occupancy
-    density[block] = density[block] * (1 - fraction) + fraction * new.density_g_cc
-    electron[block] = electron[block] * (1 - fraction) + fraction * new.relative_electron_density
+    if within is None:
+        density[block] = density[block] * (1 - fraction) + fraction * new.density_g_cc
+        electron[block] = electron[block] * (1 - fraction) + fraction * new.relative_electron_density
+    else:
+        old = materials()[within]
+        density[block] += fraction * (new.density_g_cc - old.density_g_cc)
+        electron[block] += fraction * (new.relative_electron_density - old.relative_electron_density)
     labels[block] = np.where(fraction >= 0.5, code, labels[block])
 
 

@@ -8,8 +8,8 @@ the voxels near it.
 
 :func:`rasterize` evaluates the solid at voxel centres, then supersamples only the voxels
 near the surface (``supersample**3`` points each) to get their fractional occupancy.
-Solids thinner than a voxel (a cortical shell) are not rasterised directly: rasterise
-the outer and inner solids and subtract the occupancies, which is exact for nested sets.
+With ``thin=True`` the voxels near the surface of every primitive are refined, so a shell
+thinner than a voxel (``outer - outer.offset(-t)``) is caught even between voxel centres.
 """
 
 from __future__ import annotations
@@ -389,12 +389,24 @@ def mask_from_full(grid: Grid, occupancy: np.ndarray) -> Mask:
 _NEIGHBOURS = ndimage.generate_binary_structure(3, 3)
 
 
-def rasterize(shape: Shape, grid: Grid, *, supersample: int = 4) -> Mask:
+def _leaves(shape: Shape) -> list:
+    if isinstance(shape, Union):
+        return [leaf for part in shape.parts for leaf in _leaves(part)]
+    if isinstance(shape, (Intersection, Difference)):
+        return _leaves(shape.a) + _leaves(shape.b)
+    if isinstance(shape, Empty):
+        return []
+    return [shape]
+
+
+def rasterize(shape: Shape, grid: Grid, *, supersample: int = 4, thin: bool = False) -> Mask:
     """Fractional occupancy of ``shape`` on ``grid``.
 
     Voxel centres decide the interior; voxels with a neighbour on the other side of the
     surface are refined with ``supersample**3`` sub-points. The result is exact to
-    ``1 / supersample**3`` for features thicker than about one voxel.
+    ``1 / supersample**3`` for features thicker than about one voxel. With ``thin=True``
+    the voxels near every primitive's surface are refined too, which catches a shell
+    thinner than a voxel (slower for solids with many parts).
 
     Examples
     --------
@@ -414,9 +426,15 @@ def rasterize(shape: Shape, grid: Grid, *, supersample: int = 4) -> Mask:
     except ValueError:
         return empty_mask(grid)
     z, y, x = grid.centres_mm(slices)
-    inside = np.broadcast_to(shape.contains(z, y, x), tuple(s.stop - s.start for s in slices))
+    block_shape = tuple(s.stop - s.start for s in slices)
+    inside = np.broadcast_to(shape.contains(z, y, x), block_shape)
     occupancy = inside.astype(np.float32)
-    boundary = ndimage.binary_dilation(inside, _NEIGHBOURS) & ~ndimage.binary_erosion(inside, _NEIGHBOURS, border_value=0)
+    # With thin=True refine near every primitive's surface, not only the result's: a thin
+    # difference (a shell between two close surfaces) may fall between voxel centres.
+    boundary = np.zeros(block_shape, dtype=bool)
+    for leaf in (_leaves(shape) if thin else [shape]):
+        leaf_inside = np.broadcast_to(leaf.contains(z, y, x), block_shape)
+        boundary |= ndimage.binary_dilation(leaf_inside, _NEIGHBOURS) & ~ndimage.binary_erosion(leaf_inside, _NEIGHBOURS, border_value=0)
     k, j, i = np.nonzero(boundary)
     if k.size:
         offsets = (np.arange(supersample) + 0.5) / supersample - 0.5

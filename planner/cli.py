@@ -1,0 +1,103 @@
+"""The ``spinesim`` command line.
+
+``main(argv=None) -> int`` parses arguments and returns the exit status, so tests call it
+in-process. Bad input gives a one-line error naming the field and what is allowed, and
+exit status 2; nothing is written in that case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .figures import DISCLAIMER
+
+__all__ = ["main"]
+
+
+def _spacing(text: str) -> tuple[float, float, float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--spacing-mm must be numbers like 2.5 or 2.5,1.25,1.25, got {text!r}") from None
+    if len(values) == 1:
+        values = values * 3
+    if len(values) != 3 or any(not 0.5 <= v <= 5.0 for v in values):
+        raise argparse.ArgumentTypeError(f"--spacing-mm must be one or three values (z,y,x) in 0.5..5 mm, got {text!r}")
+    return tuple(values)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spinesim", description=f"Spine metastasis radiotherapy + surgery simulator. {DISCLAIMER}.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("cases", help="list the teaching cases")
+    scene = commands.add_parser("scene", help="build a case's phantom and render axial + sagittal slices to a PNG")
+    scene.add_argument("case", help="teaching case id (see `spinesim cases`) or a case .toml file")
+    scene.add_argument("--out", required=True, help="output image (.png, .svg or .pdf)")
+    scene.add_argument("--spacing-mm", type=_spacing, default=(2.5, 1.25, 1.25),
+                       help="voxel size z,y,x in mm (default 2.5,1.25,1.25)")
+    scene.add_argument("--weeks", type=float, default=0.0, help="simulate this many weeks of untreated growth first")
+    return parser
+
+
+def _cases(out) -> int:
+    from scenes.cases import DEFAULT_CASE, list_cases, load_case
+
+    print(f"{'case':28s} {'level':5s} {'ESCC':4s} {'histology':14s} title", file=out)
+    for name in list_cases():
+        case = load_case(name)
+        mark = " (default)" if name == DEFAULT_CASE else ""
+        print(f"{name:28s} {case.level:5s} {case.lesion.requested_grade:4s} {case.histology:14s} {case.title}{mark}", file=out)
+    print(DISCLAIMER, file=out)
+    return 0
+
+
+def _scene(args, out) -> int:
+    from scenes.cases import build_scene, grow, load_case
+    from scenes.escc import measure_escc_grade
+
+    from .figures import render_scene_slices, write_figure
+
+    target = Path(args.out)
+    if target.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise ValueError(f"--out must end in .png, .svg or .pdf, got {target.name!r}")
+    if not target.parent.exists():
+        raise ValueError(f"--out folder {str(target.parent)!r} does not exist")
+    if not 0 <= args.weeks <= 520:
+        raise ValueError(f"--weeks must be in 0..520, got {args.weeks}")
+    case = load_case(args.case)
+    scene = build_scene(case, spacing_mm=args.spacing_mm)
+    if args.weeks:
+        scene = grow(scene, args.weeks)
+    measured = measure_escc_grade(scene)
+    title = f"{case.title}  |  measured ESCC {measured.grade}" + (f" after {args.weeks:g} weeks" if args.weeks else "")
+    write_figure(render_scene_slices(scene, title=title), target)
+    print(f"{case.id}: {scene.level}, grid {scene.grid.shape} at {scene.grid.spacing_mm} mm", file=out)
+    print(measured.explain(), file=out)
+    print(f"wrote {target}", file=out)
+    print(DISCLAIMER, file=out)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    from scenes.cases import CaseError
+
+    out = sys.stdout
+    try:
+        if args.command == "cases":
+            return _cases(out)
+        if args.command == "scene":
+            return _scene(args, out)
+    except (CaseError, ValueError, KeyError, FileNotFoundError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+        print(f"spinesim {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    parser.error(f"unknown command {args.command}")
+    return 2

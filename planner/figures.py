@@ -1,0 +1,126 @@
+"""Matplotlib figures of scenes (2-D slices). PyVista 3-D views live in planner/viz.py.
+
+Matplotlib is imported lazily with the Agg backend, so this works with no display.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from scenes.materials import MATERIAL_NAMES
+from scenes.scene import Scene
+
+__all__ = ["MATERIAL_COLOURS", "STRUCTURE_COLOURS", "render_scene_slices", "write_figure", "DISCLAIMER"]
+
+DISCLAIMER = "spinesim: teaching and research only, not for clinical use"
+
+#: One colour per material label (RGB 0..1), chosen for contrast on a dark background.
+MATERIAL_COLOURS = {
+    "air": (0.0, 0.0, 0.0), "soft_tissue": (0.55, 0.38, 0.33), "fat": (0.85, 0.75, 0.45),
+    "lung": (0.15, 0.2, 0.35), "csf": (0.3, 0.6, 0.95), "neural_tissue": (1.0, 0.9, 0.2),
+    "cortical_bone": (0.98, 0.98, 0.95), "cancellous_bone": (0.78, 0.74, 0.66), "disc": (0.55, 0.75, 0.6),
+    "lytic_lesion": (0.85, 0.15, 0.15), "blastic_lesion": (0.95, 0.5, 0.6), "mixed_lesion": (0.9, 0.3, 0.4),
+    "titanium": (0.6, 0.65, 0.75), "cf_peek": (0.25, 0.25, 0.25), "pmma_cement": (0.7, 0.95, 1.0),
+    "postoperative_cavity": (0.5, 0.9, 0.8),
+}
+STRUCTURE_COLOURS = {
+    "spinal_cord": "yellow", "cauda_equina": "gold", "thecal_sac": "deepskyblue", "gtv": "red",
+    "epidural_disease": "magenta", "esophagus": "lime", "aorta": "orchid", "kidney_left": "orange",
+    "kidney_right": "orange", "bowel": "sandybrown",
+}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _label_rgb(labels: np.ndarray) -> np.ndarray:
+    table = np.array([MATERIAL_COLOURS[name] for name in MATERIAL_NAMES])
+    return table[labels]
+
+
+def render_scene_slices(scene: Scene, *, title: str | None = None, point_mm=(0.0, 0.0, 0.0), zoom_mm: float | None = 70.0):
+    """Axial and sagittal slices of the labelled phantom through ``point_mm`` (z, y, x).
+
+    Materials are shown in colour (legend), structures as contours, with millimetre axes
+    and the not-for-clinical-use line. ``zoom_mm`` crops the view to that half-width
+    around the canal (None shows the whole grid). Returns the matplotlib Figure.
+    """
+    plt = _pyplot()
+    from matplotlib.patches import Patch
+
+    grid = scene.grid
+    k, j, i = grid.nearest_index(point_mm)
+    z, y, x = grid.axes_mm()
+    rgb = _label_rgb(scene.labels)
+    figure, (axial, sagittal) = plt.subplots(1, 2, figsize=(13, 6.4), gridspec_kw={"width_ratios": [1.15, 1]})
+    # Axial: anterior at the top, patient's left on the viewer's right (radiological view
+    # from the feet would mirror x; we show the LPS +x to the right and say so).
+    axial.imshow(rgb[k], extent=(x[0], x[-1], y[-1], y[0]), interpolation="nearest")
+    axial.set_xlabel("x (mm, +x = patient's left)")
+    axial.set_ylabel("y (mm, +y = posterior)")
+    axial.set_title(f"axial z = {z[k]:.1f} mm")
+    sagittal.imshow(np.transpose(rgb[:, :, i], (0, 1, 2)), extent=(y[0], y[-1], z[0], z[-1]), origin="lower",
+                    interpolation="nearest", aspect="equal")
+    sagittal.set_xlabel("y (mm, anterior <- -> posterior)")
+    sagittal.set_ylabel("z (mm, +z = superior)")
+    sagittal.set_title(f"mid-sagittal x = {x[i]:.1f} mm")
+    for name, colour in STRUCTURE_COLOURS.items():
+        if name not in scene.structures or scene.structures[name].is_empty:
+            continue
+        occupancy = scene.structures[name].full()
+        if occupancy[k].max() >= 0.5:
+            axial.contour(x, y, occupancy[k], [0.5], colors=colour, linewidths=1.0)
+        if occupancy[:, :, i].max() >= 0.5:
+            sagittal.contour(y, z, occupancy[:, :, i], [0.5], colors=colour, linewidths=1.0)
+    if zoom_mm:
+        axial.set_xlim(-zoom_mm, zoom_mm)
+        axial.set_ylim(zoom_mm * 0.8, -zoom_mm * 1.2)
+        sagittal.set_xlim(-zoom_mm * 1.2, zoom_mm * 0.8)
+    # 10 mm scale bar in the axial view.
+    x0, x1 = axial.get_xlim()
+    y0, y1 = axial.get_ylim()
+    bar_x = x0 + 0.06 * (x1 - x0)
+    bar_y = y0 - 0.06 * (y0 - y1)
+    axial.plot([bar_x, bar_x + 10], [bar_y, bar_y], color="white", linewidth=3)
+    axial.text(bar_x + 5, bar_y - 0.02 * (y0 - y1), "10 mm", color="white", ha="center", va="bottom", fontsize=9)
+    present = sorted(set(np.unique(scene.labels)))
+    handles = [Patch(color=MATERIAL_COLOURS[MATERIAL_NAMES[c]], label=MATERIAL_NAMES[c].replace("_", " ")) for c in present]
+    handles += [Patch(facecolor="none", edgecolor=STRUCTURE_COLOURS[n], label=n.replace("_", " "))
+                for n in STRUCTURE_COLOURS if n in scene.structures and not scene.structures[n].is_empty]
+    figure.legend(handles=handles, loc="center right", fontsize=8, frameon=False)
+    figure.suptitle(title or f"spinesim phantom {scene.level}", fontsize=12)
+    figure.text(0.5, 0.01, DISCLAIMER, ha="center", fontsize=9, color="dimgray")
+    figure.subplots_adjust(left=0.06, right=0.84, bottom=0.1, top=0.9, wspace=0.25)
+    return figure
+
+
+def write_figure(figure, path: str | os.PathLike, *, dpi: int = 110) -> Path:
+    """Save a figure atomically (a temporary file renamed into place): never half-written."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".png", ".svg", ".pdf"):
+        raise ValueError(f"output file must end in .png, .svg or .pdf, got {path.name!r}")
+    if not path.parent.exists():
+        raise FileNotFoundError(f"output folder {str(path.parent)!r} does not exist")
+    handle, temporary = tempfile.mkstemp(suffix=suffix, dir=path.parent)
+    os.close(handle)
+    try:
+        figure.savefig(temporary, dpi=dpi)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    finally:
+        _pyplot().close(figure)
+    return path

@@ -1,0 +1,281 @@
+"""Teaching cases: TOML files validated field by field, and turned into scenes.
+
+A case file has three tables, ``[case]``, ``[patient]`` and ``[lesion]`` (see
+``scenes/data/cases/*.toml``). :func:`load_case` checks every field (unknown keys, types,
+ranges, and combinations that cannot exist) and raises :class:`CaseError` naming the file,
+the field, the value and what is allowed; it never returns a half-built case.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ._data import load_data, value_of
+from .anatomy import build_anatomy
+from .lesions import ESCC_GRADES, KINDS, SIDES, SITES, Lesion, grown, posterolateral_of, reach_for_grade
+from .morphometry import PHANTOM_LEVELS, level_index
+from .phantom import default_grid, render_phantom
+from .scene import Scene
+
+__all__ = ["Case", "CaseError", "load_case", "parse_case", "list_cases", "case_path", "build_scene", "grow",
+           "HISTOLOGIES", "DEFAULT_CASE"]
+
+DEFAULT_CASE = "t10_rcc_escc2"
+HISTOLOGIES = tuple(load_data("histology")["histology"])
+NEUROLOGY = ("intact", "radiculopathy", "myelopathy", "cauda_equina_syndrome", "paraplegia")
+FRANKEL = ("A", "B", "C", "D", "E")
+PAIN = ("mechanical", "occasional", "none")
+ALIGNMENT = ("normal", "de_novo_deformity", "subluxation")
+SYSTEMIC = ("none", "limited", "extensive")
+POSTEROLATERAL = ("none", "unilateral", "bilateral")
+#: Lowest level whose canal holds only cauda equina (the conus ends at L1, saifuddin1998_conus).
+FIRST_CAUDA_LEVEL = "L2"
+
+
+class CaseError(ValueError):
+    """A case file that cannot be used; the message names file, field, value and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """A validated teaching case."""
+
+    id: str
+    title: str
+    level: str
+    description: str
+    patient: dict
+    lesion: Lesion
+    teaching_scenario: int | None = None
+    expected_sins: int | None = None
+    source_file: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def histology(self) -> str:
+        return self.patient["histology"]
+
+
+# -- field checkers ---------------------------------------------------------------------
+class _Checker:
+    def __init__(self, where: str):
+        self.where = where
+
+    def fail(self, path: str, value: Any, allowed: str):
+        raise CaseError(f"{self.where}: field '{path}' = {value!r} is not valid; allowed: {allowed}")
+
+    def table(self, data: dict, path: str, required: set, optional: set) -> dict:
+        if not isinstance(data, dict):
+            self.fail(path, data, "a table")
+        unknown = sorted(set(data) - required - optional)
+        if unknown:
+            self.fail(f"{path}.{unknown[0]}", data[unknown[0]], f"known keys of [{path}]: {', '.join(sorted(required | optional))}")
+        missing = sorted(required - set(data))
+        if missing:
+            raise CaseError(f"{self.where}: field '{path}.{missing[0]}' is missing; it is required")
+        return data
+
+    def choice(self, data, path, key, options, default=None):
+        value = data.get(key, default)
+        if not isinstance(value, str) or value not in options:
+            self.fail(f"{path}.{key}", value, "one of " + ", ".join(options))
+        return value
+
+    def number(self, data, path, key, low, high, default=None, integer=False):
+        value = data.get(key, default)
+        kind_ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+        if isinstance(value, bool) or not kind_ok or not math.isfinite(value) or not low <= value <= high:
+            kind = "an integer" if integer else "a number"
+            self.fail(f"{path}.{key}", value, f"{kind} in {low}..{high}")
+        return value
+
+    def flag(self, data, path, key, default=None):
+        value = data.get(key, default)
+        if not isinstance(value, bool):
+            self.fail(f"{path}.{key}", value, "true or false")
+        return value
+
+    def text(self, data, path, key, default=None):
+        value = data.get(key, default)
+        if not isinstance(value, str) or not value.strip():
+            self.fail(f"{path}.{key}", value, "a non-empty string")
+        return value
+
+
+def parse_case(data: dict, *, where: str = "<case>") -> Case:
+    """Validate a parsed case (a dict as read from TOML) and return the Case."""
+    c = _Checker(where)
+    c.table(data, "", {"case", "patient", "lesion"}, set())
+    case = c.table(data["case"], "case", {"id", "title", "level"}, {"description", "teaching_scenario", "expected_sins"})
+    patient = c.table(data["patient"], "patient", {"histology", "ecog", "neurology", "frankel", "ambulatory"},
+                      {"deficit_duration_hours", "systemic_disease", "visceral_metastases", "pain", "alignment",
+                       "prior_radiotherapy", "age_years"})
+    lesion = c.table(data["lesion"], "lesion", {"sites", "kind", "escc_grade"},
+                     {"body_fraction", "epidural_side", "paraspinal_mm", "collapse_pct", "posterolateral"})
+    case_id = c.text(case, "case", "id")
+    if not case_id.replace("_", "").isalnum() or case_id.lower() != case_id:
+        c.fail("case.id", case_id, "lower-case letters, digits and underscores")
+    level = c.choice(case, "case", "level", PHANTOM_LEVELS)
+    scenario = case.get("teaching_scenario")
+    if scenario is not None:
+        c.number(case, "case", "teaching_scenario", 1, 99, integer=True)
+    expected_sins = case.get("expected_sins")
+    if expected_sins is not None:
+        c.number(case, "case", "expected_sins", 0, 18, integer=True)
+
+    clean = {
+        "histology": c.choice(patient, "patient", "histology", HISTOLOGIES),
+        "ecog": c.number(patient, "patient", "ecog", 0, 4, integer=True),
+        "neurology": c.choice(patient, "patient", "neurology", NEUROLOGY),
+        "frankel": c.choice(patient, "patient", "frankel", FRANKEL),
+        "ambulatory": c.flag(patient, "patient", "ambulatory"),
+        "deficit_duration_hours": c.number(patient, "patient", "deficit_duration_hours", 0, 24 * 365, default=0),
+        "systemic_disease": c.choice(patient, "patient", "systemic_disease", SYSTEMIC, default="limited"),
+        "visceral_metastases": c.flag(patient, "patient", "visceral_metastases", default=False),
+        "pain": c.choice(patient, "patient", "pain", PAIN, default="none"),
+        "alignment": c.choice(patient, "patient", "alignment", ALIGNMENT, default="normal"),
+        "age_years": c.number(patient, "patient", "age_years", 18, 110, default=60),
+        "prior_radiotherapy": None,
+    }
+    prior = patient.get("prior_radiotherapy")
+    if prior is not None:
+        c.table(prior, "patient.prior_radiotherapy", {"dose_gy", "fractions", "months_ago"}, set())
+        clean["prior_radiotherapy"] = {
+            "dose_gy": c.number(prior, "patient.prior_radiotherapy", "dose_gy", 1, 80),
+            "fractions": c.number(prior, "patient.prior_radiotherapy", "fractions", 1, 40, integer=True),
+            "months_ago": c.number(prior, "patient.prior_radiotherapy", "months_ago", 0.5, 240),
+        }
+
+    sites = lesion["sites"]
+    if not isinstance(sites, list) or not sites or any(s not in SITES for s in sites) or len(set(sites)) != len(sites):
+        c.fail("lesion.sites", sites, "a non-empty list of distinct values from " + ", ".join(SITES))
+    kind = c.choice(lesion, "lesion", "kind", KINDS)
+    grade = lesion["escc_grade"]
+    if not isinstance(grade, str) or grade not in ESCC_GRADES:
+        c.fail("lesion.escc_grade", grade, "one of " + ", ".join(f'"{g}"' for g in ESCC_GRADES) + " (a string)")
+    body_fraction = c.number(lesion, "lesion", "body_fraction", 0.05, 1.0, default=0.5)
+    side = c.choice(lesion, "lesion", "epidural_side", SIDES, default="midline")
+    paraspinal = c.number(lesion, "lesion", "paraspinal_mm", 0, 40, default=0)
+    collapse = c.number(lesion, "lesion", "collapse_pct", 0, 90, default=0)
+    posterolateral = c.choice(lesion, "lesion", "posterolateral", POSTEROLATERAL, default=posterolateral_of(sites))
+
+    # Combinations that cannot exist.
+    if posterolateral != posterolateral_of(sites):
+        c.fail("lesion.posterolateral", posterolateral,
+               f"'{posterolateral_of(sites)}' for sites {sites} (pedicles/posterior elements decide it)")
+    if collapse > 0 and "body" not in sites:
+        c.fail("lesion.collapse_pct", collapse, "0 unless 'body' is among lesion.sites (only a diseased body collapses)")
+    if paraspinal > 0 and "body" not in sites:
+        c.fail("lesion.paraspinal_mm", paraspinal, "0 unless 'body' is among lesion.sites")
+    cauda_level = level_index(level) >= level_index(FIRST_CAUDA_LEVEL)
+    if clean["neurology"] == "myelopathy" and cauda_level:
+        c.fail("patient.neurology", "myelopathy",
+               f"not myelopathy at {level}: the cord ends at the conus (L1); below it the canal holds the cauda equina "
+               "(use cauda_equina_syndrome or radiculopathy)")
+    if clean["neurology"] == "cauda_equina_syndrome" and not cauda_level:
+        c.fail("patient.neurology", "cauda_equina_syndrome", f"a cord level ({level}) cannot give a cauda equina syndrome")
+    if clean["frankel"] in ("A", "B", "C") and clean["ambulatory"]:
+        c.fail("patient.ambulatory", True, f"false for Frankel {clean['frankel']} (no useful motor function in the legs)")
+    if clean["frankel"] == "E" and clean["neurology"] in ("myelopathy", "paraplegia", "cauda_equina_syndrome"):
+        c.fail("patient.frankel", "E", f"A-D with neurology '{clean['neurology']}' (Frankel E means no deficit)")
+    if clean["neurology"] == "intact" and clean["deficit_duration_hours"] > 0:
+        c.fail("patient.deficit_duration_hours", clean["deficit_duration_hours"], "0 when neurology is 'intact'")
+
+    model = Lesion(sites=tuple(sites), kind=kind, body_fraction=float(body_fraction), epidural_side=side,
+                   paraspinal_mm=float(paraspinal), collapse_pct=float(collapse), requested_grade=grade)
+    return Case(id=case_id, title=c.text(case, "case", "title"), level=level,
+                description=str(case.get("description", "")), patient=clean, lesion=model,
+                teaching_scenario=scenario, expected_sins=expected_sins, source_file=where)
+
+
+def case_path(name: str) -> Path | None:
+    """Path of a packaged case by id, or None."""
+    files = resources.files("scenes.data").joinpath("cases")
+    candidate = files.joinpath(f"{name}.toml")
+    return Path(str(candidate)) if candidate.is_file() else None
+
+
+def list_cases() -> list[str]:
+    """Ids of the packaged teaching cases."""
+    files = resources.files("scenes.data").joinpath("cases")
+    return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".toml"))
+
+
+def load_case(name_or_path: str | Path) -> Case:
+    """Load and validate a case by packaged id or by file path.
+
+    Examples
+    --------
+    >>> load_case("t10_rcc_escc2").level
+    'T10'
+    """
+    path = Path(name_or_path)
+    if not path.suffix:
+        found = case_path(str(name_or_path))
+        if found is None:
+            raise CaseError(f"no teaching case named {str(name_or_path)!r}; known cases: {', '.join(list_cases())}")
+        path = found
+    if not path.is_file():
+        raise CaseError(f"{path}: no such case file")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise CaseError(f"{path}: not valid TOML ({error})") from None
+    except UnicodeDecodeError:
+        raise CaseError(f"{path}: not a UTF-8 text file") from None
+    return parse_case(data, where=str(path))
+
+
+def build_scene(case: Case | str, *, spacing_mm=(2.5, 1.25, 1.25), supersample: int = 4, neighbours: int = 1) -> Scene:
+    """The scene of a case: its level's phantom with the lesion built to the case's ESCC grade.
+
+    Examples
+    --------
+    >>> scene = build_scene("t10_rcc_escc2", spacing_mm=(5.0, 2.5, 2.5), supersample=2)
+    >>> scene.level, scene.clinical["histology"]
+    ('T10', 'renal_cell')
+    """
+    if isinstance(case, str):
+        case = load_case(case)
+    anatomy = build_anatomy(case.level, neighbours=neighbours)
+    lesion = replace(case.lesion, epidural_reach_mm=reach_for_grade(anatomy, case.lesion.requested_grade))
+    grid = default_grid(anatomy, spacing_mm)
+    clinical = dict(case.patient, case_id=case.id, title=case.title, requested_escc_grade=case.lesion.requested_grade)
+    return render_phantom(anatomy, grid, lesion, supersample=supersample, clinical=clinical,
+                          history=(f"built from case {case.id}",))
+
+
+def doubling_time_days(histology: str) -> float:
+    entry = load_data("histology")["histology"].get(histology)
+    if entry is None:
+        raise ValueError(f"unknown histology {histology!r}; known: {', '.join(HISTOLOGIES)}")
+    if "doubling_time_days" not in entry:
+        raise ValueError(f"no published doubling time for {entry['name']} in histology.toml (a recorded gap): "
+                         "growth over time cannot be simulated for it")
+    return value_of(entry["doubling_time_days"])
+
+
+def grow(scene: Scene, weeks: float, *, supersample: int = 4) -> Scene:
+    """The scene after ``weeks`` of untreated growth at the histology's doubling time.
+
+    The lesion's volume doubles every doubling time; the scene is rebuilt on the same grid
+    (so it can be compared voxel by voxel) and its ESCC grade may rise. Only untreated
+    phantom scenes can grow (procedures would have to be replayed on the grown tumour).
+    """
+    if not (isinstance(weeks, (int, float)) and math.isfinite(weeks) and 0 <= weeks <= 520):
+        raise ValueError(f"weeks must be in 0..520, got {weeks!r}")
+    if scene.anatomy is None or scene.lesion is None:
+        raise ValueError("grow needs a phantom scene with a lesion (built by build_scene)")
+    if any(not h.startswith("built from") and not h.startswith("grown") for h in scene.history):
+        raise ValueError("grow applies to untreated scenes; apply procedures after growing")
+    histology = scene.clinical.get("histology")
+    days = 7.0 * weeks
+    factor = 2.0 ** (days / doubling_time_days(histology))
+    lesion = grown(scene.lesion, volume_factor=factor, anatomy=scene.anatomy)
+    return render_phantom(scene.anatomy, scene.grid, lesion, supersample=supersample, clinical=dict(scene.clinical),
+                          history=scene.history + (f"grown {weeks:g} weeks (volume x{factor:.2f})",))
