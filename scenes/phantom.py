@@ -66,13 +66,13 @@ def render_phantom(anatomy: Anatomy, grid: Grid, lesion: Lesion | None = None, *
     density[:] = air.density_g_cc
     electron[:] = air.relative_electron_density
     structures: dict[str, Mask] = {}
-    cache: dict[int, Mask] = {}
+    cache: dict[Shape, Mask] = {}
 
     def raster(shape: Shape) -> Mask:
-        key = id(shape)
-        if key not in cache:
-            cache[key] = rasterize(shape, grid, supersample=supersample)
-        return cache[key]
+        # Solids are frozen dataclasses: equal solids share one rasterisation.
+        if shape not in cache:
+            cache[shape] = rasterize(shape, grid, supersample=supersample)
+        return cache[shape]
 
     def add(name: str, shape: Shape, material_name: str | None = None, within: str | None = None) -> Mask:
         mask = raster(shape)
