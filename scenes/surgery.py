@@ -207,10 +207,11 @@ def vertebral_augmentation(scene: Scene) -> Scene:
     vertebra = scene.anatomy.index
     d = vertebra.dims
     fraction = value_of(_hardware()["cement_fill_fraction"])
-    scale = fraction ** (1 / 3)
     body = scene.structure(f"vertebral_body_{level}")
     centre_y = vertebra.body_centre_y_mm
-    # A cement bolus centred in the body, its volume the fill fraction of the body.
+    # A cement bolus centred in the body, its volume the fill fraction of the body's.
+    full_ellipsoid_cc = 4 / 3 * math.pi * (d.body_height_mm / 2) * (d.body_depth_mm / 2) * (d.body_width_mm / 2) / 1000
+    scale = min(1.0, (fraction * body.volume_cc / full_ellipsoid_cc) ** (1 / 3))
     bolus = Ellipsoid((vertebra.z_centre_mm, centre_y, 0.0),
                       (d.body_height_mm / 2 * scale, d.body_depth_mm / 2 * scale, d.body_width_mm / 2 * scale))
     cement = rasterize(bolus, scene.grid)
