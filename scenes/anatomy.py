@@ -158,11 +158,11 @@ def _vertebra(level: str, z_centre: float) -> Vertebra:
     posterior_half = Box((z_centre - half_h - 1, 0.0, -1e3), (z_centre + half_h + 1, 1e3, 1e3))
     lamina = (arch_outer & posterior_half) - canal
     y_spine = d.canal_depth_mm / 2 + d.lamina_thickness_mm / 2
-    # A spinous process longer than the soft tissue behind the canal allows points down
-    # (as thoracic ones do): it keeps its length and tilts caudally until its tip lies one
-    # lamina thickness under the skin.
+    # The tip stays one lamina thickness under the skin. A thoracic spinous process longer
+    # than that keeps its length and slopes caudally (as thoracic ones do); elsewhere the
+    # process runs straight back and is shortened to fit.
     reach = min(d.spinous_length_mm, d.skin_to_canal_mm - d.lamina_thickness_mm)
-    drop = math.sqrt(max(d.spinous_length_mm ** 2 - reach ** 2, 0.0))
+    drop = math.sqrt(max(d.spinous_length_mm ** 2 - reach ** 2, 0.0)) if region_of(level) == "thoracic" else 0.0
     spinous = Rod((z_centre, y_spine, 0.0), (z_centre - drop, y_spine + reach, 0.0),
                   (pedicle_height / 2, d.lamina_thickness_mm / 2))
     transverse = []
