@@ -116,6 +116,9 @@ def write_figure(figure, path: str | os.PathLike, *, dpi: int = 110) -> Path:
     os.close(handle)
     try:
         figure.savefig(temporary, dpi=dpi)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes files private; outputs are ordinary files
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
