@@ -1,0 +1,109 @@
+"""Slow, obvious NumPy references for every kernel, used on small random inputs.
+
+Each function says plainly what its kernel computes; none shares code with the kernels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def path_integral(density, origin_mm, spacing_mm, start, end, samples=100_001):
+    """Midpoint-rule integral of density along start -> end, nearest-voxel lookup."""
+    start, end = np.asarray(start, float), np.asarray(end, float)
+    t = (np.arange(samples) + 0.5) / samples
+    points = start[None] + t[:, None] * (end - start)[None]
+    index = np.floor((points - (np.asarray(origin_mm) - np.asarray(spacing_mm) / 2)) / np.asarray(spacing_mm)).astype(int)
+    inside = np.all((index >= 0) & (index < np.array(density.shape)), axis=1)
+    values = np.zeros(samples)
+    values[inside] = density[index[inside, 0], index[inside, 1], index[inside, 2]]
+    return values.mean() * np.linalg.norm(end - start)
+
+
+def terma(electron_density, origin_mm, spacing_mm, source, axis, u, v, sad_mm, fluence, fluence_origin, fluence_spacing,
+          energies, fractions, mu, subsamples):
+    """Energy released per voxel, looping over voxels and sub-points in Python."""
+    out = np.zeros(electron_density.shape)
+    spacing = np.asarray(spacing_mm, float)
+    for k, j, i in np.ndindex(electron_density.shape):
+        rho = electron_density[k, j, i]
+        if rho <= 0:
+            continue
+        centre = np.asarray(origin_mm) + spacing * (k, j, i)
+        total = 0.0
+        offsets = (np.arange(subsamples) + 0.5) / subsamples - 0.5
+        for a in offsets:
+            for b in offsets:
+                for c in offsets:
+                    p = centre + spacing * (a, b, c) - source
+                    depth = p @ axis
+                    if depth <= 0:
+                        continue
+                    lateral_u = (p @ u) * sad_mm / depth
+                    lateral_v = (p @ v) * sad_mm / depth
+                    col = int(np.floor((lateral_u - fluence_origin[1]) / fluence_spacing[1] + 0.5))
+                    row = int(np.floor((lateral_v - fluence_origin[0]) / fluence_spacing[0] + 0.5))
+                    if 0 <= row < fluence.shape[0] and 0 <= col < fluence.shape[1]:
+                        total += fluence[row, col] * (sad_mm / depth) ** 2
+        if total == 0:
+            continue
+        total /= subsamples**3
+        depth_g = 0.1 * path_integral(electron_density, origin_mm, spacing_mm, source, centre, samples=20_001)
+        released = np.sum(fractions * energies * mu * np.exp(-mu * depth_g))
+        out[k, j, i] = total * released * rho * np.prod(spacing) / 1000
+    return out
+
+
+def collapsed_cone(released, eta, spacing_mm, directions, amplitudes, rates, line_voxels, release_samples=400):
+    """Direct summation along each collapsed line: energy released uniformly along a voxel's
+    segment reaches each downstream point with the kernel's cumulative fraction in
+    density-scaled distance; voxel deposit = fraction entering minus fraction leaving.
+
+    ``line_voxels(direction)`` returns the ordered voxel lists of the lines (the kernel's
+    own lattice), so this checks the transport arithmetic, not the lattice."""
+    out = np.zeros(released.shape)
+    for m, direction in enumerate(directions):
+        lines, step_mm = line_voxels(direction)
+        for line in lines:
+            tau_lengths = np.array([eta[v] * step_mm / 10 for v in line])  # cm of water per voxel
+            edges = np.concatenate([[0.0], np.cumsum(tau_lengths)])
+            for s, source in enumerate(line):
+                energy = released[source]
+                if energy == 0:
+                    continue
+                # Release points spread uniformly over the source segment.
+                starts = edges[s] + (np.arange(release_samples) + 0.5) / release_samples * tau_lengths[s]
+                for t in range(s, len(line)):
+                    enter = np.maximum(edges[t] - starts, 0.0)
+                    leave = np.maximum(edges[t + 1] - starts, 0.0)
+                    fraction = 0.0
+                    for a, rate in zip(amplitudes[m], rates[m]):
+                        fraction += a * np.mean(np.exp(-rate * enter) - np.exp(-rate * leave))
+                    out[line[t]] += energy * fraction
+    return out
+
+
+def csr_matvec(matrix, weights):
+    return matrix.toarray().astype(np.float64) @ np.asarray(weights, np.float64)
+
+
+def csr_rmatvec(matrix, gradient):
+    return matrix.toarray().astype(np.float64).T @ np.asarray(gradient, np.float64)
+
+
+def gamma_index(reference, evaluated, spacing_mm, dose_percent, distance_mm, cutoff_percent):
+    """Global 3-D gamma by brute force over every evaluated voxel (small grids only)."""
+    reference = np.asarray(reference, float)
+    evaluated = np.asarray(evaluated, float)
+    norm = reference.max() * dose_percent / 100
+    coords = np.stack(np.meshgrid(*[np.arange(n) * s for n, s in zip(reference.shape, spacing_mm)], indexing="ij"), -1)
+    points = coords.reshape(-1, 3)
+    values = evaluated.ravel()
+    gamma = np.full(reference.shape, np.nan)
+    for index in np.ndindex(reference.shape):
+        if reference[index] < reference.max() * cutoff_percent / 100:
+            continue
+        distance2 = np.sum((points - coords[index]) ** 2, axis=1) / distance_mm**2
+        dose2 = (values - reference[index]) ** 2 / norm**2
+        gamma[index] = np.sqrt(np.min(distance2 + dose2))
+    return gamma
