@@ -55,6 +55,7 @@ def _one_direction(released, eta, dominant, sign, others, offsets, step_cm, ampl
         p0 = p_low + line // lines_q
         q0 = q_low + line % lines_q
         transit = np.zeros(n_comp)
+        carrying = 0
         index = np.empty(3, np.int64)
         for step in range(n_dom):
             p = p0 + offsets[step, 0]
@@ -63,14 +64,18 @@ def _one_direction(released, eta, dominant, sign, others, offsets, step_cm, ampl
                 # Outside the grid (before entering or after leaving): nothing in transit.
                 for c in range(n_comp):
                     transit[c] = 0.0
+                carrying = 0
                 continue
             index[dominant] = step if sign > 0 else n_dom - 1 - step
             index[others[0]] = p
             index[others[1]] = q
             k, j, i = index[0], index[1], index[2]
             e = released[k, j, i]
+            if e == 0.0 and carrying == 0:
+                continue  # nothing released yet on this line and nothing in transit
             density = eta[k, j, i]
             deposit = 0.0
+            carrying = 0
             for c in range(n_comp):
                 tau = rates[c] * density * step_cm
                 if tau > 1e-6:
@@ -82,6 +87,8 @@ def _one_direction(released, eta, dominant, sign, others, offsets, step_cm, ampl
                 source = e * amplitudes[c]
                 deposit += transit[c] * (1.0 - attenuation) + source * (1.0 - escape)
                 transit[c] = transit[c] * attenuation + source * escape
+                if transit[c] > 0.0:
+                    carrying = 1
             out[k, j, i] += deposit
 
 
