@@ -1,33 +1,35 @@
-"""The pencil-beam (beamlet) dose table, derived from the collapsed-cone engine in water.
+"""The pencil-beam (beamlet) dose table, by direct convolution of TERMA with the point kernel.
 
-One square beamlet of ``beamlet_mm`` at the isocentre plane, source-to-surface distance
-equal to the source-axis distance, in a water block; its dose per unit fluence is computed
-by superposition, the inverse-square factor ((SAD + d) / SAD)^2 is divided out and each
-depth's lateral profile is resampled onto isocentre-plane coordinates. The pencil-beam
-engine therefore reproduces the superposition engine in water by construction, and carries
-heterogeneity only through the radiological depth (its known limitation).
+One square beamlet of ``beamlet_mm`` (parallel, no inverse square: the pencil-beam engine
+applies the inverse square per voxel) in semi-infinite water: its TERMA column, with the
+polyenergetic attenuation of the beam model, is convolved in 3-D (FFT) with the Monte Carlo
+point kernel of ``kernels/data/edk_water_mohan6.npz`` integrated over each voxel. Unlike a
+collapsed-cone beamlet this has no ray effect, and in water it is the reference the
+superposition engine approximates; the two agree for open fields (tests). Heterogeneity
+enters the pencil-beam engine only through the radiological depth (its known limitation).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 
 import numpy as np
-from scipy import ndimage
+from scipy import fft
 
 from .beam_model import BeamModel, load_beam_model
-from .engine import superposition_dose
 
-__all__ = ["BeamletTable", "beamlet_table"]
+__all__ = ["BeamletTable", "beamlet_table", "point_kernel_on_grid"]
 
 
 @dataclass(frozen=True, eq=False)
 class BeamletTable:
-    table: np.ndarray  # (n_depth, n_v, n_u) Gy per unit fluence, inverse square removed
+    table: np.ndarray  # (n_depth, n_v, n_u) Gy per unit fluence, parallel beam (no inverse square)
     depth_step_mm: float
     lateral_step_mm: float
     beamlet_mm: float
+    normalisation: np.ndarray = None  # per-depth broad-field factor applied (a few percent above 1)
 
     @property
     def reach_mm(self) -> float:
@@ -35,47 +37,104 @@ class BeamletTable:
         return (self.table.shape[1] - 1) / 2 * self.lateral_step_mm
 
 
+def point_kernel_on_grid(spacing_mm, half_extent_mm, *, subsamples: int = 4) -> np.ndarray:
+    """Energy fraction the point kernel deposits in each voxel around a release point at the
+    centre voxel (array (2n+1) per axis; axis 0 along the photon direction)."""
+    edk = np.load(str(resources.files("kernels.data").joinpath("edk_water_mohan6.npz")))
+    density = edk["total"] / edk["bin_volume_cm3"]  # fraction per cm^3, (theta, r)
+    r_edges, theta_edges = edk["r_edges_cm"], np.radians(edk["theta_edges_deg"])
+    spacing = np.asarray(spacing_mm, float)
+    n = np.ceil(np.asarray(half_extent_mm, float) / spacing).astype(int)
+    offsets = (np.arange(subsamples) + 0.5) / subsamples - 0.5
+    axes = [(np.arange(-m, m + 1)[:, None] + offsets[None, :]).ravel() * s / 10 for m, s in zip(n, spacing)]  # cm
+    z, y, x = np.meshgrid(*axes, indexing="ij")
+    r = np.sqrt(z * z + y * y + x * x)
+    theta = np.arccos(np.clip(np.divide(z, r, out=np.ones_like(r), where=r > 0), -1, 1))
+    ri = np.clip(np.searchsorted(r_edges, r, side="right") - 1, 0, len(r_edges) - 2)
+    ti = np.clip(np.searchsorted(theta_edges, theta, side="right") - 1, 0, len(theta_edges) - 2)
+    values = np.where(r < r_edges[-1], density[ti, ri], 0.0) * np.prod(spacing / 10) / subsamples**3
+    shape = tuple(2 * m + 1 for m in n)
+    kernel = values.reshape(shape[0], subsamples, shape[1], subsamples, shape[2], subsamples).sum(axis=(1, 3, 5))
+    # The central voxel: the kernel is too peaked to sample; use its cumulative energy within
+    # the sphere of the voxel's volume.
+    radius = (3 * np.prod(spacing / 10) / (4 * np.pi)) ** (1 / 3)
+    cumulative = np.concatenate([[0.0], np.cumsum(edk["total"].sum(axis=0))])
+    kernel[tuple(n)] = np.interp(radius, r_edges, cumulative)
+    return kernel
+
+
 def _compute(model: BeamModel, beamlet_mm: float, lateral_step_mm: float, depth_step_mm: float, half_width_mm: float,
-             depth_mm: float, n_azimuth: int = 24) -> BeamletTable:
-    sad = model.source_axis_distance_mm
+             depth_mm: float) -> BeamletTable:
     n_lat = 2 * int(round(half_width_mm / lateral_step_mm)) + 1
     n_depth = int(round(depth_mm / depth_step_mm))
+    centre = (n_lat - 1) // 2
+    lateral = (np.arange(n_lat) - centre) * lateral_step_mm
+    depth_cm = (np.arange(n_depth) + 0.5) * depth_step_mm / 10
+    # Energy released per cm^3 per unit fluence along a parallel beam (MeV/cm^3).
+    released = (model.photon_fractions * model.energies_mev * model.mu_water_cm2_g)[None, :] * \
+        np.exp(-np.outer(depth_cm, model.mu_water_cm2_g))
+    released = released.sum(axis=1)
+    # Fraction of each lateral voxel inside the beamlet's square (exact overlap of intervals).
+    low, high = lateral - lateral_step_mm / 2, lateral + lateral_step_mm / 2
+    cover = np.clip(np.minimum(high, beamlet_mm / 2) - np.maximum(low, -beamlet_mm / 2), 0, None) / lateral_step_mm
+    source = released[:, None, None] * np.outer(cover, cover)[None] * (depth_step_mm * lateral_step_mm**2 / 1000)  # MeV
+    spacing = (depth_step_mm, lateral_step_mm, lateral_step_mm)
+    kernel = point_kernel_on_grid(spacing, (depth_mm, half_width_mm + beamlet_mm, half_width_mm + beamlet_mm), subsamples=2)
+    # Linear convolution by FFT; the medium continues beyond the table (semi-infinite water,
+    # nothing above the surface: no release there).
+    shape = [a + b - 1 for a, b in zip(source.shape, kernel.shape)]
+    fast = [fft.next_fast_len(s) for s in shape]
+    deposited = fft.irfftn(fft.rfftn(source, fast) * fft.rfftn(kernel, fast), fast)
+    k0 = [(k - 1) // 2 for k in kernel.shape]
+    deposited = deposited[k0[0]:k0[0] + n_depth, k0[1]:k0[1] + n_lat, k0[2]:k0[2] + n_lat]
+    mass_g = depth_step_mm * lateral_step_mm**2 / 1000
+    from .beam_model import MEV_PER_G_TO_GY
+
+    table = np.clip(deposited, 0, None) / mass_g * MEV_PER_G_TO_GY
+    # The kernel is cut at the table's reach, which drops the long-range photon scatter
+    # (a few percent of the dose). Restore it as pencil-beam kernels are commissioned, from
+    # field depth doses: at each depth the beamlets tiling a 4 x 4 cm field (a spine target's
+    # size) must add up
+    # to the superposition engine's dose on that field's axis.
+    normalisation = _broad_field_normalisation(model, table, depth_step_mm, lateral_step_mm, beamlet_mm, half_width_mm,
+                                               n_depth)
+    table *= normalisation[:, None, None]
+    return BeamletTable(np.ascontiguousarray(table), depth_step_mm, lateral_step_mm, beamlet_mm, normalisation)
+
+
+def _broad_field_normalisation(model, table, depth_step_mm, lateral_step_mm, beamlet_mm, half_width_mm, n_depth,
+                               field_mm=40.0):
+    from .engine import superposition_dose
+    from .pencil_beam_cpu import table_lookup
+
+    sad = model.source_axis_distance_mm
+    n_lat = table.shape[1]
+    centre = (n_lat - 1) // 2
     spacing = np.array([depth_step_mm, lateral_step_mm, lateral_step_mm])
-    centre = (n_lat - 1) / 2
     origin = np.array([depth_step_mm / 2, -centre * lateral_step_mm, -centre * lateral_step_mm])
     water = np.ones((n_depth, n_lat, n_lat))
-    pixel = beamlet_mm / 10
-    coordinates = np.arange(-beamlet_mm, beamlet_mm + pixel / 2, pixel)
-    inside = (np.abs(coordinates) < beamlet_mm / 2 - 1e-9) + 0.5 * np.isclose(np.abs(coordinates), beamlet_mm / 2)
-    fluence = np.outer(inside, inside).astype(float)
-    # A narrow beamlet shows the collapsed cone's ray effect (scatter only along the cone
-    # lines): use many azimuths and average over annuli, giving a smooth, symmetric kernel.
-    dose, _, _ = superposition_dose(water, water, origin, spacing, np.array([-sad, 0.0, 0.0]), (1.0, 0.0, 0.0),
-                                    (0.0, 0.0, 1.0), (0.0, 1.0, 0.0), fluence, (coordinates[0], coordinates[0]),
-                                    (pixel, pixel), model, n_azimuth=n_azimuth)
-    radius = np.hypot(*np.meshgrid((np.arange(n_lat) - centre) * lateral_step_mm,
-                                   (np.arange(n_lat) - centre) * lateral_step_mm, indexing="ij"))
-    ring = np.rint(radius / lateral_step_mm).astype(int)
-    counts = np.bincount(ring.ravel())
-    for k in range(n_depth):
-        mean = np.bincount(ring.ravel(), weights=dose[k].ravel()) / np.maximum(counts, 1)
-        dose[k] = mean[ring]
+    pixel = 0.5
+    coordinates = np.arange(-field_mm, field_mm + pixel / 2, pixel)
+    inside = (np.abs(coordinates) < field_mm / 2 - 1e-9) + 0.5 * np.isclose(np.abs(coordinates), field_mm / 2)
+    field, _, _ = superposition_dose(water, water, origin, spacing, np.array([-sad, 0.0, 0.0]), (1.0, 0.0, 0.0),
+                                     (0.0, 0.0, 1.0), (0.0, 1.0, 0.0), np.outer(inside, inside).astype(float),
+                                     (coordinates[0], coordinates[0]), (pixel, pixel), model)
     depth = origin[0] + depth_step_mm * np.arange(n_depth)
-    table = np.empty_like(dose)
-    lateral = (np.arange(n_lat) - centre) * lateral_step_mm
-    for k, d in enumerate(depth):
-        magnification = (sad + d) / sad
-        # Value at isocentre-plane offset x comes from the slice at x * magnification.
-        index = lateral * magnification / lateral_step_mm + centre
-        vv, uu = np.meshgrid(index, index, indexing="ij")
-        table[k] = ndimage.map_coordinates(dose[k], [vv, uu], order=1, mode="constant", cval=0.0) * magnification**2
-    return BeamletTable(table.astype(np.float64), depth_step_mm, lateral_step_mm, beamlet_mm)
+    reference = field[:, centre, centre] * ((sad + depth) / sad) ** 2  # parallel-beam equivalent
+    offsets = (np.arange(int(round(field_mm / beamlet_mm))) + 0.5) * beamlet_mm - field_mm / 2
+    tiled = np.array([sum(table_lookup(table, depth_step_mm, lateral_step_mm, d, dv, du) for dv in offsets for du in offsets)
+                      for d in depth])
+    # Smooth over 5 depth samples: the ratio is a slow function of depth; the collapsed-cone
+    # field has small line artefacts that should not be copied into the table.
+    ratio = reference / tiled
+    smooth = np.convolve(np.pad(ratio, 2, mode="edge"), np.ones(5) / 5, mode="valid")
+    return smooth
 
 
 @lru_cache(maxsize=4)
 def beamlet_table(beamlet_mm: float = 5.0, *, lateral_step_mm: float = 1.25, depth_step_mm: float = 2.5,
                   half_width_mm: float = 50.0, depth_mm: float = 300.0) -> BeamletTable:
-    """The beamlet table for the commissioned beam (computed once per process, ~seconds)."""
+    """The beamlet table for the commissioned beam (computed once per process)."""
     if not 1.0 <= beamlet_mm <= 20.0:
         raise ValueError(f"beamlet_mm must be in 1..20 mm, got {beamlet_mm}")
     return _compute(load_beam_model(), float(beamlet_mm), lateral_step_mm, depth_step_mm, half_width_mm, depth_mm)
