@@ -14,7 +14,7 @@ import numpy as np
 from scenes.materials import MATERIAL_NAMES
 from scenes.scene import Scene
 
-__all__ = ["MATERIAL_COLOURS", "STRUCTURE_COLOURS", "render_scene_slices", "write_figure", "DISCLAIMER"]
+__all__ = ["MATERIAL_COLOURS", "STRUCTURE_COLOURS", "render_scene_slices", "render_dose_slice", "write_figure", "DISCLAIMER"]
 
 DISCLAIMER = "spinesim: teaching and research only, not for clinical use"
 
@@ -127,3 +127,38 @@ def write_figure(figure, path: str | os.PathLike, *, dpi: int = 110) -> Path:
     finally:
         _pyplot().close(figure)
     return path
+
+
+def render_dose_slice(scene: Scene, dose_gy: np.ndarray, *, title: str | None = None, point_mm=(0.0, 0.0, 0.0),
+                      zoom_mm: float | None = 80.0, isodose_percent=(20, 50, 80, 95)):
+    """Axial dose colour wash over the density image, isodose lines (percent of the maximum)
+    and structure contours. Returns the matplotlib Figure."""
+    plt = _pyplot()
+    dose_gy = np.asarray(dose_gy, float)
+    if dose_gy.shape != scene.grid.shape:
+        raise ValueError(f"dose shape {dose_gy.shape} does not match the scene grid {scene.grid.shape}")
+    grid = scene.grid
+    k = grid.nearest_index(point_mm)[0]
+    z, y, x = grid.axes_mm()
+    extent = (x[0] - grid.spacing_mm[2] / 2, x[-1] + grid.spacing_mm[2] / 2, y[-1] + grid.spacing_mm[1] / 2,
+              y[0] - grid.spacing_mm[1] / 2)
+    figure, axis = plt.subplots(figsize=(8.5, 7.2))
+    axis.imshow(scene.density_g_cc[k], cmap="gray", vmin=0, vmax=2.0, extent=extent, interpolation="nearest")
+    peak = float(dose_gy.max())
+    wash = np.ma.masked_less(dose_gy[k], 0.1 * peak)
+    image = axis.imshow(wash, cmap="jet", alpha=0.45, vmin=0, vmax=peak, extent=extent, interpolation="bilinear")
+    levels = [peak * p / 100 for p in isodose_percent]
+    lines = axis.contour(x, y, dose_gy[k], levels, colors="white", linewidths=0.8)
+    axis.clabel(lines, fmt={lv: f"{p}%" for lv, p in zip(levels, isodose_percent)}, fontsize=7)
+    for name, colour in STRUCTURE_COLOURS.items():
+        if name in scene.structures and scene.structures[name].full()[k].max() >= 0.5:
+            axis.contour(x, y, scene.structures[name].full()[k], [0.5], colors=colour, linewidths=1.2)
+    if zoom_mm:
+        axis.set_xlim(-zoom_mm, zoom_mm)
+        axis.set_ylim(zoom_mm * 0.8, -zoom_mm * 1.2)
+    axis.set_xlabel("x (mm, +x = patient's left)")
+    axis.set_ylabel("y (mm, +y = posterior)")
+    figure.colorbar(image, ax=axis, label="dose (Gy)", shrink=0.8)
+    axis.set_title(title or f"dose, axial z = {z[k]:.1f} mm", fontsize=10)
+    figure.text(0.5, 0.01, DISCLAIMER, ha="center", fontsize=8, color="dimgray")
+    return figure
