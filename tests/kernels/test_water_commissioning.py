@@ -82,3 +82,16 @@ def test_mirror_symmetry(fields):
     ours = fields["ours"]
     assert np.allclose(ours, ours[:, ::-1, :], rtol=1e-3, atol=ours.max() * 1e-6)
     assert np.allclose(ours, ours[:, :, ::-1], rtol=1e-2, atol=ours.max() * 2e-3)
+
+
+def test_output_factor_grows_with_field_size():
+    """No head scatter in this beam: the output factor is phantom scatter alone, predicted by
+    the engine (more scatter reaches the axis from a larger field)."""
+    model = load_beam_model()
+    values = []
+    for field_mm in (30.0, 50.0, 100.0):
+        dose, z, xy, _, _ = water_field(model, field_mm=field_mm, size_mm=200.0, depth_mm=150.0)
+        n = dose.shape[1] // 2
+        values.append(dose[int(np.argmin(np.abs(z - 100.0))), n - 1:n + 1, n - 1:n + 1].mean())
+    assert values[0] < values[1] < values[2]
+    assert 0.80 < values[0] / values[2] < 0.95
