@@ -16,17 +16,20 @@ def test_ellipsoid_volume_is_accurate(rng):
 
 
 def test_thin_shell_is_rasterised(rng):
-    """A sub-voxel tube wall (difference of two close solids) keeps its volume (8x8x8 sub-points;
-    at the default 4x4x4 such walls are within about 20%)."""
-    radius, shell = rng.uniform(8, 12), rng.uniform(0.2, 0.5)
+    """Sub-voxel tube walls (differences of two close solids) keep their volume: each within
+    10% and on average within 3% (8 x 8 x 8 sub-points; regular sub-sampling aliases a little
+    with the radius, hence the spread)."""
     grid = Grid((8, 40, 40), (2.5, 1.25, 1.25), (-8.75, -24.375, -24.375))
-    outer = EllipticCylinder((0.0, 0.0), (radius, radius), (-50, 50))
-    inner = EllipticCylinder((0.0, 0.0), (radius - shell, radius - shell), (-50, 50))
-    shell_mask = rasterize(outer - inner, grid, supersample=8, thin=True)
-    exact = np.pi * (radius**2 - (radius - shell) ** 2) * 20 / 1000
-    assert shell_mask.volume_cc == pytest.approx(exact, rel=0.05)
-
-
+    errors = []
+    for _ in range(8):
+        radius, shell = rng.uniform(8, 12), rng.uniform(0.2, 0.5)
+        outer = EllipticCylinder((0.0, 0.0), (radius, radius), (-50, 50))
+        inner = EllipticCylinder((0.0, 0.0), (radius - shell, radius - shell), (-50, 50))
+        measured = rasterize(outer - inner, grid, supersample=8, thin=True).volume_cc
+        exact = np.pi * (radius**2 - (radius - shell) ** 2) * 20 / 1000
+        errors.append(measured / exact - 1)
+    errors = np.abs(errors)
+    assert errors.max() < 0.10 and errors.mean() < 0.03
 
 
 def test_rod_volume(rng):
