@@ -76,3 +76,22 @@ def test_titanium_rod_casts_a_shadow():
     behind = dose[k, n - 1:n + 1, np.abs(x) < 2].mean()
     beside = dose[k, n - 1:n + 1, (np.abs(x) > 10) & (np.abs(x) < 15)].mean()
     assert behind < 0.97 * beside
+
+
+def test_electron_density_scaling_is_adequate_for_titanium():
+    """The engine attenuates every medium as water scaled by electron density. For titanium
+    the NIST coefficients give a little more attenuation (pair production, photoelectric):
+    through a 6 mm screw the energy fluence transmitted differs by under 1%."""
+    from kernels.beam_model import read_csv_table
+
+    model = load_beam_model()
+    table = read_csv_table("attenuation_titanium_nist.csv")
+    energies = model.energies_mev
+    mu_titanium = np.exp(np.interp(np.log(energies), np.log(table["energy_MeV"]), np.log(table["mu_rho_nocoh"])))
+    titanium = material("titanium")
+    scaled = model.mu_water_cm2_g * titanium.relative_electron_density / titanium.density_g_cc
+    weights = model.photon_fractions * energies
+    mass = titanium.density_g_cc * 0.6
+    true = (weights * np.exp(-mu_titanium * mass)).sum() / weights.sum()
+    engine = (weights * np.exp(-scaled * mass)).sum() / weights.sum()
+    assert abs(true / engine - 1) < 0.01
