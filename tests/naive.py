@@ -107,3 +107,29 @@ def gamma_index(reference, evaluated, spacing_mm, dose_percent, distance_mm, cut
         dose2 = (values - reference[index]) ** 2 / norm**2
         gamma[index] = np.sqrt(np.min(distance2 + dose2))
     return gamma
+
+
+def pencil_influence(a, b, depth, scale, beamlets_uv, table, depth_step, lateral_step, cutoff):
+    """Dense influence matrix: for every voxel and beamlet, the table interpolated (linear in
+    depth, bilinear laterally, zero outside) at the voxel's offset, times the voxel's scale."""
+    n_depth, n_v, n_u = table.shape
+    dense = np.zeros((len(a), len(beamlets_uv)))
+    depth_axis = (np.arange(n_depth) + 0.5) * depth_step
+    lateral_v = (np.arange(n_v) - (n_v - 1) / 2) * lateral_step
+    lateral_u = (np.arange(n_u) - (n_u - 1) / 2) * lateral_step
+    for row in range(len(a)):
+        d = np.clip(depth[row], depth_axis[0], depth_axis[-1])
+        plane = np.array([np.interp(d, depth_axis, table[:, i, j]) for i in range(n_v) for j in range(n_u)]).reshape(n_v, n_u)
+        for col, (u, v) in enumerate(beamlets_uv):
+            dv, du = b[row] - v, a[row] - u
+            if not (lateral_v[0] <= dv <= lateral_v[-1] and lateral_u[0] <= du <= lateral_u[-1]):
+                continue
+            iv = min(int((dv - lateral_v[0]) / lateral_step), n_v - 2)
+            iu = min(int((du - lateral_u[0]) / lateral_step), n_u - 2)
+            fv = (dv - lateral_v[iv]) / lateral_step
+            fu = (du - lateral_u[iu]) / lateral_step
+            value = ((1 - fv) * (1 - fu) * plane[iv, iu] + (1 - fv) * fu * plane[iv, iu + 1]
+                     + fv * (1 - fu) * plane[iv + 1, iu] + fv * fu * plane[iv + 1, iu + 1]) * scale[row]
+            if value >= cutoff:
+                dense[row, col] = value
+    return dense

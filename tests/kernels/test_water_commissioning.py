@@ -95,3 +95,41 @@ def test_output_factor_grows_with_field_size():
         values.append(dose[int(np.argmin(np.abs(z - 100.0))), n - 1:n + 1, n - 1:n + 1].mean())
     assert values[0] < values[1] < values[2]
     assert 0.80 < values[0] / values[2] < 0.95
+
+
+def test_pencil_beam_engine_in_water_against_monte_carlo():
+    """The pencil-beam engine on the same field: depth dose, penumbra and absolute dose."""
+    from planner.beams import Beam, BeamSet
+    from planner.influence import build_influence, fluence_per_unit_weight
+    from scenes.scene import scene_from_arrays
+
+    mc = np.load(MC_PATH)
+    reference = mc["dose_sym_gy"].astype(float)
+    x_mc = 5 * (mc["x_edges_cm"][:-1] + mc["x_edges_cm"][1:])
+    n_lateral, n_depth = len(x_mc), reference.shape[0]
+    shape = (n_lateral, n_depth, n_lateral)  # gantry 0: depth along +y
+    scene = scene_from_arrays(spacing_mm=(2.5, 2.5, 2.5), origin_mm=(x_mc[0], 1.25, x_mc[0]), density_g_cc=np.ones(shape),
+                              structures={"body_outline": np.ones(shape, bool)})
+    centres = np.arange(-47.5, 50.0, 5.0)
+    uu, vv = np.meshgrid(centres, centres)
+    beam = Beam(0.0, (0.0, 0.0, 0.0), 1000.0, 5.0, np.stack([uu.ravel(), vv.ravel()], axis=1))
+    c = n_lateral // 2
+    wanted = np.zeros(shape, bool)
+    wanted[c - 1:c + 1, :, c - 1:c + 1] = True
+    for depth_cm in (5, 10, 20):
+        wanted[c - 1:c + 1, depth_cm * 4, :] = True
+    influence = build_influence(scene, BeamSet((beam,)), roi=np.flatnonzero(wanted), cutoff=1e-4, report=lambda s: None)
+    dose = influence.dose_volume(np.ones(beam.n_beamlets)) / fluence_per_unit_weight()
+    ours = dose[c - 1:c + 1, :, c - 1:c + 1].mean(axis=(0, 2))
+    mc_axis = central_axis(reference)
+    depth = (np.arange(n_depth) + 0.5) * 0.25
+    assert abs(depth[np.argmax(ours)] - depth[np.argmax(mc_axis)]) <= 0.1
+    smooth = np.convolve(mc_axis, np.ones(3) / 3, mode="same")
+    beyond = (depth > depth[np.argmax(mc_axis)]) & (depth < 28.0)
+    assert np.abs(ours / ours.max() - smooth / smooth[np.argmax(mc_axis)])[beyond].max() <= 0.015
+    assert ours[40] / mc_axis[40] == pytest.approx(1.0, abs=0.02)
+    for depth_cm in (5, 10, 20):
+        k = depth_cm * 4
+        (pen, edge), (pen_mc, edge_mc) = (penumbra_80_20(x_mc, dose[c - 1:c + 1, k, :].mean(axis=0)),
+                                          penumbra_80_20(x_mc, reference[k, c - 1:c + 1, :].mean(axis=0)))
+        assert abs(pen - pen_mc) <= 1.0 and abs(edge - edge_mc) <= 1.0
