@@ -38,6 +38,16 @@ def _parser() -> argparse.ArgumentParser:
     scene.add_argument("--spacing-mm", type=_spacing, default=(2.5, 1.25, 1.25),
                        help="voxel size z,y,x in mm (default 2.5,1.25,1.25)")
     scene.add_argument("--weeks", type=float, default=0.0, help="simulate this many weeks of untreated growth first")
+    plan = commands.add_parser("plan", help="plan a case and check the cord constraints")
+    plan.add_argument("case", help="teaching case id or a case .toml file")
+    plan.add_argument("--dose", type=float, required=True, help="prescription dose in Gy (whole course)")
+    plan.add_argument("--fractions", type=int, required=True, help="number of fractions")
+    plan.add_argument("--gap-mm", type=float, default=None, help="separation surgery first, leaving this gap (mm)")
+    plan.add_argument("--protocol", default="hytec", help="constraint protocol (hytec, tg101, rtog0631, quantec)")
+    plan.add_argument("--engine", choices=("superposition", "pencil"), default="superposition",
+                      help="final dose engine (pencil is faster, less accurate in bone and lung)")
+    plan.add_argument("--spacing-mm", type=_spacing, default=(2.5, 2.5, 2.5), help="planning grid z,y,x in mm")
+    plan.add_argument("--json", default=None, help="also write the result as JSON to this file")
     return parser
 
 
@@ -80,6 +90,44 @@ def _scene(args, out) -> int:
     return 0
 
 
+def _plan(args, out) -> int:
+    import os
+    import tempfile
+    import time
+
+    from .constraints import format_table
+    from .plan import Regimen, plan_case
+
+    if args.json and not Path(args.json).parent.exists():
+        raise ValueError(f"--json folder {str(Path(args.json).parent)!r} does not exist")
+    if args.gap_mm is not None and not 0 < args.gap_mm <= 10:
+        raise ValueError(f"--gap-mm must be in (0, 10] mm, got {args.gap_mm}")
+    regimen = Regimen(args.dose, args.fractions)
+    start = time.perf_counter()
+
+    def progress(message):
+        print(f"[{time.perf_counter() - start:6.1f} s] {message}", file=out, flush=True)
+
+    result = plan_case(args.case, regimen=regimen, protocol=args.protocol, gap_mm=args.gap_mm, engine=args.engine,
+                       grid_mm=args.spacing_mm, progress=progress)
+    print(format_table(result.constraints), file=out)
+    gtv = result.metrics.get("gtv", {})
+    print(f"prescription {regimen.dose_gy:g} Gy / {regimen.fractions} fx; maximum achievable (GTV D90 at the first "
+          f"cord limit) {result.achievable_prescription_gy:.1f} Gy; PTV coverage {100 * result.coverage_achieved:.0f}%; "
+          f"GTV D95 {gtv.get('D95%', float('nan')):.1f} Gy", file=out)
+    for note in result.notes:
+        print(f"note: {note}", file=out)
+    if args.json:
+        handle, temporary = tempfile.mkstemp(suffix=".json", dir=Path(args.json).parent)
+        with os.fdopen(handle, "w") as stream:
+            stream.write(result.to_json())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, args.json)
+        print(f"wrote {args.json}", file=out)
+    print(DISCLAIMER, file=out)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = _parser()
@@ -95,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cases(out)
         if args.command == "scene":
             return _scene(args, out)
+        if args.command == "plan":
+            return _plan(args, out)
     except (CaseError, ValueError, KeyError, FileNotFoundError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
         print(f"spinesim {args.command}: error: {message}", file=sys.stderr)

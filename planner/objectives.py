@@ -1,0 +1,122 @@
+"""Objective terms on the dose of the influence matrix's rows, each with value and gradient.
+
+A term sees the dose ``d`` (Gy) of all rows and uses its own rows with volume weights
+(occupancy x voxel volume, normalised to sum 1). Values are in Gy^2 times the priority;
+gradients are with respect to ``d`` (the optimiser chains them through ``A.T``).
+
+Dose-volume terms follow Wu and Mohan (2000): a maximum-DVH term penalises the voxels
+between the limit dose and the current dose at the allowed volume; a minimum-DVH term those
+between the current dose at the required volume and the limit. Their gradients treat the
+penalised set as fixed (exact away from its boundaries).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Term", "Underdose", "Overdose", "MeanDose", "DoseVolumeMax", "DoseVolumeMin", "total"]
+
+
+@dataclass(frozen=True, eq=False)
+class Term:
+    rows: np.ndarray = field(repr=False)  # indices into the dose vector
+    weights: np.ndarray = field(repr=False)  # volume weights, same length, sum 1
+    dose_gy: float
+    priority: float = 1.0
+    label: str = ""
+
+    def __post_init__(self):
+        rows = np.asarray(self.rows, dtype=np.int64)
+        weights = np.asarray(self.weights, dtype=float)
+        if rows.shape != weights.shape or rows.ndim != 1 or rows.size == 0:
+            raise ValueError(f"{type(self).__name__} {self.label!r}: rows and weights must be equal non-empty 1-D arrays")
+        if np.any(weights < 0) or weights.sum() <= 0:
+            raise ValueError(f"{type(self).__name__} {self.label!r}: weights must be >= 0 with a positive sum")
+        if not (np.isfinite(self.dose_gy) and self.dose_gy >= 0) or not self.priority >= 0:
+            raise ValueError(f"{type(self).__name__} {self.label!r}: dose_gy and priority must be finite and >= 0")
+        object.__setattr__(self, "rows", rows)
+        object.__setattr__(self, "weights", weights / weights.sum())
+
+    def value_and_gradient(self, dose: np.ndarray):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def _scatter(self, dose, local_gradient):
+        gradient = np.zeros_like(dose)
+        np.add.at(gradient, self.rows, local_gradient)
+        return gradient
+
+
+class Underdose(Term):
+    """priority * sum w (D - d)_+^2: coverage of a target."""
+
+    def value_and_gradient(self, dose):
+        short = np.maximum(self.dose_gy - dose[self.rows], 0.0)
+        value = self.priority * np.sum(self.weights * short**2)
+        return value, self._scatter(dose, -2 * self.priority * self.weights * short)
+
+
+class Overdose(Term):
+    """priority * sum w (d - D)_+^2: a maximum dose (hard limits get a high priority)."""
+
+    def value_and_gradient(self, dose):
+        excess = np.maximum(dose[self.rows] - self.dose_gy, 0.0)
+        value = self.priority * np.sum(self.weights * excess**2)
+        return value, self._scatter(dose, 2 * self.priority * self.weights * excess)
+
+
+class MeanDose(Term):
+    """priority * (mean - D)_+^2: a maximum mean dose."""
+
+    def value_and_gradient(self, dose):
+        mean = np.sum(self.weights * dose[self.rows])
+        excess = max(mean - self.dose_gy, 0.0)
+        return self.priority * excess**2, self._scatter(dose, 2 * self.priority * excess * self.weights)
+
+
+@dataclass(frozen=True, eq=False)
+class _DoseVolume(Term):
+    volume_fraction: float = 0.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0 < self.volume_fraction < 1:
+            raise ValueError(f"{type(self).__name__} {self.label!r}: volume_fraction must be in (0, 1)")
+
+    def _dose_at_volume(self, local):
+        order = np.argsort(-local, kind="stable")
+        cumulative = np.cumsum(self.weights[order])
+        return local[order][min(int(np.searchsorted(cumulative, self.volume_fraction)), local.size - 1)]
+
+
+class DoseVolumeMax(_DoseVolume):
+    """At most ``volume_fraction`` of the structure above ``dose_gy``."""
+
+    def value_and_gradient(self, dose):
+        local = dose[self.rows]
+        upper = self._dose_at_volume(local)
+        active = (local > self.dose_gy) & (local <= upper)
+        excess = np.where(active, local - self.dose_gy, 0.0)
+        return self.priority * np.sum(self.weights * excess**2), self._scatter(dose, 2 * self.priority * self.weights * excess)
+
+
+class DoseVolumeMin(_DoseVolume):
+    """At least ``volume_fraction`` of the structure at ``dose_gy`` or more."""
+
+    def value_and_gradient(self, dose):
+        local = dose[self.rows]
+        lower = self._dose_at_volume(local)
+        active = (local < self.dose_gy) & (local >= lower)
+        short = np.where(active, self.dose_gy - local, 0.0)
+        return self.priority * np.sum(self.weights * short**2), self._scatter(dose, -2 * self.priority * self.weights * short)
+
+
+def total(terms, dose: np.ndarray):
+    """Sum of the terms' values and gradients."""
+    value, gradient = 0.0, np.zeros_like(dose)
+    for term in terms:
+        v, g = term.value_and_gradient(dose)
+        value += v
+        gradient += g
+    return value, gradient

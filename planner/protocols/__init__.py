@@ -1,0 +1,1 @@
+"""Constraint protocols as data (TOML), each row with its source key."""

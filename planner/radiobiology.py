@@ -1,0 +1,143 @@
+"""Linear-quadratic radiobiology: BED, EQD2, re-irradiation budgets, LKB NTCP.
+
+Formulas (project reference, radiobiology.formulas): BED = n d (1 + d / (alpha/beta)),
+EQD2 = BED / (1 + 2 / (alpha/beta)). Parameters come from ``planner/protocols/radiobiology.toml``.
+The LQ model is an extrapolation above ~8-10 Gy per fraction; results for single fractions
+of 16 Gy or more carry that warning.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+from scipy.special import ndtr
+
+__all__ = ["bed", "eqd2", "dose_per_fraction_for_eqd2", "alpha_beta", "reirradiation_budget", "lkb_ntcp",
+           "myelopathy_band", "parameters", "LQ_EXTRAPOLATION_GY"]
+
+#: Dose per fraction above which the LQ model is an extrapolation (reference note).
+LQ_EXTRAPOLATION_GY = 10.0
+
+
+@lru_cache(maxsize=1)
+def parameters() -> dict:
+    text = resources.files("planner.protocols").joinpath("radiobiology.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def alpha_beta(tissue: str) -> float:
+    table = parameters()["alpha_beta_gy"]
+    if tissue not in table:
+        raise KeyError(f"no alpha/beta for {tissue!r}; known: {', '.join(table)}")
+    return float(table[tissue]["value"])
+
+
+def _check(total_gy, fractions, alpha_beta_gy):
+    if not (isinstance(fractions, (int, np.integer)) and fractions >= 1):
+        raise ValueError(f"fractions must be a positive integer, got {fractions!r}")
+    if not alpha_beta_gy > 0:
+        raise ValueError(f"alpha_beta_gy must be > 0, got {alpha_beta_gy}")
+    if np.any(np.asarray(total_gy) < 0):
+        raise ValueError("dose must be >= 0 Gy")
+
+
+def bed(total_gy, fractions: int, alpha_beta_gy: float):
+    """Biologically effective dose of ``total_gy`` in ``fractions`` equal fractions (array-safe).
+
+    Examples
+    --------
+    >>> round(bed(24.0, 2, 10.0), 1)
+    52.8
+    """
+    _check(total_gy, fractions, alpha_beta_gy)
+    total = np.asarray(total_gy, float)
+    result = total * (1 + total / fractions / alpha_beta_gy)
+    return float(result) if result.ndim == 0 else result
+
+
+def eqd2(total_gy, fractions: int, alpha_beta_gy: float):
+    """Equivalent dose in 2 Gy fractions (nBED).
+
+    Examples
+    --------
+    >>> round(eqd2(30.0, 10, 2.0), 1)
+    37.5
+    """
+    result = np.asarray(bed(total_gy, fractions, alpha_beta_gy)) / (1 + 2 / alpha_beta_gy)
+    return float(result) if result.ndim == 0 else result
+
+
+def dose_per_fraction_for_eqd2(eqd2_gy: float, fractions: int, alpha_beta_gy: float) -> float:
+    """Dose per fraction whose ``fractions`` give ``eqd2_gy`` (inverse of :func:`eqd2`)."""
+    _check(eqd2_gy, fractions, alpha_beta_gy)
+    target_bed = eqd2_gy * (1 + 2 / alpha_beta_gy)
+    # n d (1 + d / ab) = BED  ->  d = ab/2 (sqrt(1 + 4 BED / (n ab)) - 1)
+    return alpha_beta_gy / 2 * (math.sqrt(1 + 4 * target_bed / (fractions * alpha_beta_gy)) - 1)
+
+
+def reirradiation_budget(prior_total_gy: float, prior_fractions: int, months_since: float, fractions: int) -> dict:
+    """Allowed thecal-sac point maximum for re-irradiation SBRT (Sahgal 2012 rules).
+
+    Returns the SBRT EQD2 budget min(SBRT cap, cumulative cap - prior, share rule) and the
+    physical point maximum for ``fractions``, with a warning if the interval is too short.
+
+    Examples
+    --------
+    >>> budget = reirradiation_budget(30.0, 10, 9.0, 2)
+    >>> round(budget["prior_eqd2_gy"], 1), round(budget["sbrt_eqd2_gy"], 1), round(budget["pmax_gy"], 1)
+    (37.5, 25.0, 12.3)
+    """
+    rules = parameters()["reirradiation"]
+    ab = alpha_beta("thecal_sac")
+    prior = eqd2(prior_total_gy, prior_fractions, ab)
+    share = rules["sbrt_share_of_cumulative_max"]
+    # SBRT <= share x (prior + SBRT)  ->  SBRT <= share / (1 - share) x prior
+    by_share = share / (1 - share) * prior if share < 1 else math.inf
+    allowed = max(0.0, min(rules["sbrt_thecal_sac_pmax_eqd2_gy"], rules["cumulative_thecal_sac_pmax_eqd2_gy"] - prior, by_share))
+    d = dose_per_fraction_for_eqd2(allowed, fractions, ab) if allowed > 0 else 0.0
+    warning = None
+    if months_since < rules["min_interval_months"]:
+        warning = f"interval {months_since:g} months is under the {rules['min_interval_months']:g} months of Sahgal 2012"
+    return {"prior_eqd2_gy": prior, "sbrt_eqd2_gy": allowed, "pmax_gy": d * fractions, "fractions": fractions,
+            "source": rules["source"], "warning": warning}
+
+
+def lkb_ntcp(dose_gy: np.ndarray, volume_cc: np.ndarray, fractions: int) -> dict:
+    """Lyman-Kutcher-Burman NTCP of the spinal cord from its dose distribution.
+
+    Doses are converted to EQD2 (alpha/beta 2), reduced to gEUD with a = 1/n, and
+    NTCP = Phi((gEUD - TD50) / (m TD50)). Burman 1991 parameters; known to over-predict
+    after radiosurgery (Daly 2012): the result says so.
+    """
+    p = parameters()["lkb_spinal_cord"]
+    dose = eqd2(np.asarray(dose_gy, float), fractions, alpha_beta("spinal_cord"))
+    weights = np.asarray(volume_cc, float)
+    if dose.size == 0 or weights.sum() <= 0:
+        return {"ntcp": float("nan"), "geud_gy": float("nan"), "source": p["source"], "note": "empty structure"}
+    a = 1.0 / p["n"]
+    geud = float((np.sum(weights * dose**a) / weights.sum()) ** (1 / a))
+    t = (geud - p["td50_gy"]) / (p["m"] * p["td50_gy"])
+    return {"ntcp": float(ndtr(t)), "geud_gy": geud, "source": p["source"], "note": p["note"]}
+
+
+def myelopathy_band(pmax_gy: float, fractions: int) -> dict:
+    """Risk band of radiation myelopathy from the thecal-sac/cord point maximum (de novo SBRT)."""
+    p = parameters()["myelopathy_sbrt"]
+    value = eqd2(pmax_gy, fractions, alpha_beta("thecal_sac"))
+    # The tabulated 5% points (1-5 fractions) are used as they are; beyond 5 fractions the
+    # iso-EQD2 line through them.
+    limit = eqd2(_tabulated_5pct_pmax(fractions), fractions, alpha_beta("thecal_sac")) if fractions <= 5 else p["eqd2_at_5pct_gy"]
+    band = "<= 5%" if value <= limit + 1e-9 else "> 5%"
+    warning = "single fraction >= 16 Gy: the LQ model is extrapolated" if fractions == 1 and pmax_gy >= 16 else None
+    return {"pmax_eqd2_gy": value, "band": band, "source": p["source"], "note": p["note"], "warning": warning}
+
+
+def _tabulated_5pct_pmax(fractions: int) -> float:
+    from .constraints import constraints_for
+
+    rows = [c for c in constraints_for("hytec", fractions) if c.structure == "thecal_sac" and c.metric == "Dmax"]
+    return rows[0].limit_gy

@@ -1,0 +1,62 @@
+import json
+
+import numpy as np
+import pytest
+
+from planner.constraints import check_constraints, constraints_for, format_table, protocols, results_json
+from tests.conftest import case_scene
+
+# TG-101 Table III values as given by the clinical reference (oar_sbrt.tg101).
+TG101 = {
+    ("spinal_cord", "Dmax"): (14.0, 21.9, 30.0), ("spinal_cord", "D0.35cc"): (10.0, 18.0, 23.0),
+    ("spinal_cord", "D1.2cc"): (7.0, 12.3, 14.5), ("cauda_equina", "Dmax"): (16.0, 24.0, 32.0),
+    ("cauda_equina", "D5cc"): (14.0, 21.9, 30.0), ("esophagus", "Dmax"): (15.4, 25.2, 35.0),
+    ("esophagus", "D5cc"): (11.9, 17.7, 19.5),
+}
+
+
+@pytest.mark.parametrize("index, fractions", [(0, 1), (1, 3), (2, 5)])
+def test_tg101_tables_match_the_reference(index, fractions):
+    limits = {(c.structure, c.metric): c.limit_gy for c in constraints_for("tg101", fractions)}
+    for key, values in TG101.items():
+        assert limits[key] == values[index]
+
+
+def test_hytec_and_quantec():
+    for n, value in zip(range(1, 6), (12.4, 17.0, 20.3, 23.0, 25.3)):
+        assert [c.limit_gy for c in constraints_for("hytec", n) if c.structure == "spinal_cord"] == [value]
+    # QUANTEC: 50 Gy EQD2 (alpha/beta 2) as a physical maximum for 10 fractions.
+    quantec = constraints_for("quantec", 10)[0]
+    assert quantec.limit_gy == pytest.approx(35.8, abs=0.1)
+    assert set(protocols()) >= {"tg101", "hytec", "rtog0631", "quantec"}
+
+
+def test_reirradiation_replaces_the_cord_limit():
+    rows = constraints_for("hytec", 2, prior_course={"dose_gy": 30.0, "fractions": 10, "months_ago": 9})
+    reirr = [c for c in rows if c.protocol == "reirradiation"]
+    assert {c.structure for c in reirr} == {"spinal_cord", "thecal_sac"}
+    assert all(c.limit_gy == pytest.approx(12.3, abs=0.05) for c in reirr)
+
+
+def test_checker_statuses_and_outputs():
+    scene = case_scene("t10_rcc_escc2")
+    cord = scene.structure("spinal_cord").full() > 0
+    for value, status in ((10.0, "pass"), (16.5, "within 5%"), (18.0, "fail")):
+        dose = np.where(cord, value, 1.0)
+        results = check_constraints(dose, scene, constraints_for("hytec", 2))
+        cord_row = next(r for r in results if r.structure == "spinal_cord")
+        assert cord_row.value_gy == pytest.approx(value) and cord_row.status == status
+        assert cord_row.margin_gy == pytest.approx(17.0 - value)
+    assert "spinal_cord" in format_table(results)
+    rows = json.loads(results_json(results))
+    assert rows[0]["source"] == "hytec_cord"
+    # A structure the scene lacks (the cauda at T10) is reported as not applicable.
+    tg = check_constraints(np.zeros(scene.grid.shape), scene, constraints_for("tg101", 1))
+    assert any(r.structure == "cauda_equina" and r.status == "not applicable" for r in tg)
+
+
+def test_unknown_protocol_and_fractions():
+    with pytest.raises(ValueError, match="unknown protocol"):
+        constraints_for("nope", 1)
+    with pytest.raises(ValueError, match="fractions"):
+        constraints_for("tg101", 2)
