@@ -186,7 +186,7 @@ def achievable_prescription(dose_gy, scene, constraints, *, structure=ACHIEVABLE
 
 def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float | None = None, n_beams: int = 9,
               beamlet_mm: float = 5.0, grid_mm=(2.5, 2.5, 2.5), engine: str = "superposition", backend: str = "cpu",
-              progress=None) -> PlanResult:
+              max_iterations: int = 500, progress=None) -> PlanResult:
     """Plan ``case`` (id, path or Case) with ``regimen``; optional separation surgery first.
 
     ``engine`` 'superposition' evaluates the final dose by collapsed cone (seconds);
@@ -211,7 +211,8 @@ def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float 
     say("influence matrix")
     influence = build_influence(scene, beams, target="ptv", backend=backend, report=say)
     say("optimising")
-    result = optimise(influence.matrix, _terms(influence, scene, regimen, _hard_limits(constraints)))
+    result = optimise(influence.matrix, _terms(influence, scene, regimen, _hard_limits(constraints)),
+                      max_iterations=max_iterations)
     weights = result.weights
     if engine == "superposition":
         say("final dose (collapsed-cone superposition)")

@@ -1,0 +1,50 @@
+"""Optimisation of the reference spine case (T10 teaching case, 24 Gy/2, HyTEC limits,
+9 posterior-oblique beams, 5 mm beamlets, 2.5 mm grid) and re-optimisation after a change of
+prescription with the influence matrix cached (warm start from the scaled previous weights).
+
+Run: python -m pytest benchmarks/test_planning.py --benchmark-enable --benchmark-columns=min,median,max
+"""
+
+import numpy as np
+import pytest
+
+from planner.beams import make_beams, posterior_fan_angles
+from planner.constraints import constraints_for
+from planner.influence import build_influence
+from planner.optimise import optimise
+from planner.plan import Regimen, _hard_limits, _terms, add_targets
+from scenes.cases import build_scene
+
+
+@pytest.fixture(scope="module")
+def problem():
+    constraints = constraints_for("hytec", 2)
+    scene = add_targets(build_scene("t10_rcc_escc2", spacing_mm=(2.5, 2.5, 2.5)), prv_of=("spinal_cord", "thecal_sac"))
+    points = scene.grid.index_to_mm(np.argwhere(scene.structure("ptv").full() > 0.5))
+    beams = make_beams(points, gantry_deg=posterior_fan_angles(9), beamlet_mm=5.0)
+    influence = build_influence(scene, beams, target="ptv", report=lambda s: None)
+    limits = _hard_limits(constraints)
+    terms = _terms(influence, scene, Regimen(24.0, 2), limits)
+    optimise(influence.matrix, terms, max_iterations=3)  # JIT warm-up
+    return scene, influence, limits, terms
+
+
+def test_optimisation_to_convergence(benchmark, problem):
+    scene, influence, limits, terms = problem
+    result = benchmark.pedantic(optimise, args=(influence.matrix, terms), rounds=3, iterations=1)
+    benchmark.extra_info.update(iterations=result.iterations, converged=result.converged, beamlets=influence.matrix.shape[1])
+
+
+def test_reoptimisation_after_prescription_change(benchmark, problem):
+    scene, influence, limits, terms = problem
+    base = optimise(influence.matrix, terms)
+    prescriptions = iter(np.tile([22.0, 23.0, 25.0, 26.0, 27.0, 28.0], 10))
+
+    def reoptimise():
+        rx = next(prescriptions)
+        return optimise(influence.matrix, _terms(influence, scene, Regimen(float(rx), 2), limits),
+                        initial_weights=base.weights * rx / 24.0)
+
+    benchmark.pedantic(reoptimise, rounds=12, iterations=1)
+    times = np.array(benchmark.stats.stats.data)
+    benchmark.extra_info["p95_s"] = float(np.percentile(times, 95))
