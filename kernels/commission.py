@@ -72,7 +72,7 @@ def water_field(model, *, field_mm=100.0, ssd_mm=1000.0, spacing_mm=2.5, size_mm
     the Monte Carlo reference). Returns dose (z, y, x), the centre coordinates, and the
     released and deposited energies.
     """
-    from .engine import superposition_dose
+    from .engine import square_field, superposition_dose
 
     n_xy = int(round(size_mm / spacing_mm))
     n_z = int(round(depth_mm / spacing_mm))
@@ -82,10 +82,7 @@ def water_field(model, *, field_mm=100.0, ssd_mm=1000.0, spacing_mm=2.5, size_mm
     # The fluence map is defined at the isocentre plane; the source-axis distance of the
     # model is the distance to that plane, here the surface (SSD setup).
     source = np.array([-ssd_mm, 0.0, 0.0])
-    pixel = 0.5
-    centres = np.arange(-field_mm, field_mm + pixel / 2, pixel)
-    inside = (np.abs(centres) < field_mm / 2 - 1e-9).astype(float) + 0.5 * np.isclose(np.abs(centres), field_mm / 2)
-    fluence = np.outer(inside, inside)
+    fluence, fluence_origin, fluence_spacing = square_field(field_mm)
     geometry_model = model
     if abs(model.source_axis_distance_mm - ssd_mm) > 1e-9:
         from dataclasses import replace
@@ -93,7 +90,7 @@ def water_field(model, *, field_mm=100.0, ssd_mm=1000.0, spacing_mm=2.5, size_mm
         geometry_model = replace(model, source_axis_distance_mm=ssd_mm)
     dose, released, deposited = superposition_dose(
         water, water, origin, spacing, source, (1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (0.0, 1.0, 0.0), fluence,
-        (centres[0], centres[0]), (pixel, pixel), geometry_model)
+        fluence_origin, fluence_spacing, geometry_model)
     z = origin[0] + spacing_mm * np.arange(n_z)
     xy = origin[1] + spacing_mm * np.arange(n_xy)
     return dose, z, xy, released, deposited

@@ -14,7 +14,16 @@ from .beam_model import MEV_PER_G_TO_GY, BeamModel
 from .superposition_cpu import collapsed_cone
 from .terma_cpu import terma
 
-__all__ = ["released_energy", "superposition_dose", "blurred_fluence"]
+__all__ = ["released_energy", "superposition_dose", "blurred_fluence", "square_field"]
+
+
+def square_field(field_mm: float, pixel_mm: float = 0.5):
+    """Fluence map of an open square field centred on the axis: (map, origin (v, u), spacing).
+
+    Pixels on the field's edge count half, so the map's area equals the field's."""
+    centres = np.arange(-field_mm, field_mm + pixel_mm / 2, pixel_mm)
+    inside = (np.abs(centres) < field_mm / 2 - 1e-9) + 0.5 * np.isclose(np.abs(centres), field_mm / 2)
+    return np.outer(inside, inside).astype(float), (centres[0], centres[0]), (pixel_mm, pixel_mm)
 
 
 def blurred_fluence(fluence, fluence_spacing_mm, model: BeamModel):

@@ -104,7 +104,7 @@ def _compute(model: BeamModel, beamlet_mm: float, lateral_step_mm: float, depth_
 
 def _broad_field_normalisation(model, table, depth_step_mm, lateral_step_mm, beamlet_mm, half_width_mm, n_depth,
                                field_mm=40.0):
-    from .engine import superposition_dose
+    from .engine import square_field, superposition_dose
     from .pencil_beam_cpu import table_lookup
 
     sad = model.source_axis_distance_mm
@@ -113,12 +113,9 @@ def _broad_field_normalisation(model, table, depth_step_mm, lateral_step_mm, bea
     spacing = np.array([depth_step_mm, lateral_step_mm, lateral_step_mm])
     origin = np.array([depth_step_mm / 2, -centre * lateral_step_mm, -centre * lateral_step_mm])
     water = np.ones((n_depth, n_lat, n_lat))
-    pixel = 0.5
-    coordinates = np.arange(-field_mm, field_mm + pixel / 2, pixel)
-    inside = (np.abs(coordinates) < field_mm / 2 - 1e-9) + 0.5 * np.isclose(np.abs(coordinates), field_mm / 2)
+    fluence, fluence_origin, fluence_spacing = square_field(field_mm)
     field, _, _ = superposition_dose(water, water, origin, spacing, np.array([-sad, 0.0, 0.0]), (1.0, 0.0, 0.0),
-                                     (0.0, 0.0, 1.0), (0.0, 1.0, 0.0), np.outer(inside, inside).astype(float),
-                                     (coordinates[0], coordinates[0]), (pixel, pixel), model)
+                                     (0.0, 0.0, 1.0), (0.0, 1.0, 0.0), fluence, fluence_origin, fluence_spacing, model)
     depth = origin[0] + depth_step_mm * np.arange(n_depth)
     reference = field[:, centre, centre] * ((sad + depth) / sad) ** 2  # parallel-beam equivalent
     offsets = (np.arange(int(round(field_mm / beamlet_mm))) + 0.5) * beamlet_mm - field_mm / 2
