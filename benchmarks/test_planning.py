@@ -12,7 +12,7 @@ from planner.beams import make_beams, posterior_fan_angles
 from planner.constraints import constraints_for
 from planner.influence import build_influence
 from planner.optimise import optimise
-from planner.plan import Regimen, _hard_limits, _terms, add_targets
+from planner.plan import Regimen, _hard_limits, _optimisation_region, _terms, add_targets
 from scenes.cases import build_scene
 
 
@@ -22,7 +22,7 @@ def problem():
     scene = add_targets(build_scene("t10_rcc_escc2", spacing_mm=(2.5, 2.5, 2.5)), prv_of=("spinal_cord", "thecal_sac"))
     points = scene.grid.index_to_mm(np.argwhere(scene.structure("ptv").full() > 0.5))
     beams = make_beams(points, gantry_deg=posterior_fan_angles(9), beamlet_mm=5.0)
-    influence = build_influence(scene, beams, target="ptv", report=lambda s: None)
+    influence = build_influence(scene, beams, target="ptv", roi=_optimisation_region(scene), report=lambda s: None)
     limits = _hard_limits(constraints)
     terms = _terms(influence, scene, Regimen(24.0, 2), limits)
     optimise(influence.matrix, terms, max_iterations=3)  # JIT warm-up

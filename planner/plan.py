@@ -130,6 +130,25 @@ def add_targets(scene: Scene, *, ptv_margin_mm: float = PTV_MARGIN_MM, prv_margi
     return scene.evolve(structures=structures)
 
 
+def _optimisation_region(scene: Scene, *, near_mm: float = 10.0, margin_mm: float = 30.0) -> np.ndarray:
+    """Voxel rows the optimiser sees: every voxel of the targets and organs and every voxel
+    within ``near_mm`` of the PTV, and one voxel in eight (every other along z, y, x)
+    further out, where only the dose fall-off is steered. Sampling the far region is the
+    usual way to keep the matrix small; it changes nothing the constraints measure."""
+    from .influence import dose_region
+
+    region = np.zeros(scene.grid.size, bool)
+    region[dose_region(scene, "ptv", margin_mm=margin_mm)] = True
+    region = region.reshape(scene.grid.shape)
+    near = _dilate(scene.structure("ptv").full(), near_mm, scene.grid.spacing_mm)
+    for name in ("gtv", "ctv", "spinal_cord", "cauda_equina", "thecal_sac", "cord_prv", "esophagus"):
+        if name in scene.structures:
+            near |= scene.structure(name).full() > 0
+    sampled = np.zeros(scene.grid.shape, bool)
+    sampled[::2, ::2, ::2] = True
+    return np.flatnonzero(region & (near | sampled)).astype(np.int64)
+
+
 def _rows(influence, scene, name):
     occupancy = scene.structure(name).full().ravel()[influence.voxel_indices]
     keep = occupancy > 0
@@ -209,7 +228,7 @@ def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float 
     points = scene.grid.index_to_mm(np.argwhere(scene.structure("ptv").full() > 0.5))
     beams = make_beams(points, gantry_deg=posterior_fan_angles(n_beams), beamlet_mm=beamlet_mm)
     say("influence matrix")
-    influence = build_influence(scene, beams, target="ptv", backend=backend, report=say)
+    influence = build_influence(scene, beams, target="ptv", roi=_optimisation_region(scene), backend=backend, report=say)
     say("optimising")
     result = optimise(influence.matrix, _terms(influence, scene, regimen, _hard_limits(constraints)),
                       max_iterations=max_iterations)
