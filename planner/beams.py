@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Beam", "BeamSet", "beam_frame", "make_beams", "posterior_fan_angles"]
+__all__ = ["Beam", "BeamSet", "beam_frame", "make_beams", "posterior_fan_angles", "arrangement_angles", "ARRANGEMENTS"]
+
+#: Named beam arrangements (see :func:`arrangement_angles`).
+ARRANGEMENTS = ("sbrt_fan", "arc", "pa", "ap_pa")
 
 
 def beam_frame(gantry_deg: float):
@@ -140,3 +143,36 @@ def make_beams(target_points_mm: np.ndarray, *, gantry_deg, isocentre_mm=None, b
         centres = np.stack([uu[keep], vv[keep]], axis=1)
         beams.append(Beam(float(gantry), tuple(iso), source_axis_distance_mm, float(beamlet_mm), centres))
     return BeamSet(tuple(beams))
+
+
+def arrangement_angles(name: str, *, n_beams: int = 9, arc_step_deg: float = 10.0, arc_start_deg: float = 100.0,
+                       arc_stop_deg: float = 260.0) -> list[float]:
+    """Gantry angles of a named arrangement.
+
+    * ``sbrt_fan``: 7-13 coplanar posterior-oblique beams over 160 deg centred on 180 deg;
+    * ``arc``: a VMAT-like arc approximated by static control points every ``arc_step_deg``
+      (5-10 deg) from ``arc_start_deg`` to ``arc_stop_deg`` through 180 deg;
+    * ``pa``: one posterior field; ``ap_pa``: opposed anterior and posterior fields.
+
+    Examples
+    --------
+    >>> arrangement_angles("ap_pa")
+    [0.0, 180.0]
+    >>> len(arrangement_angles("arc", arc_step_deg=10.0))
+    17
+    """
+    if name == "sbrt_fan":
+        if not 7 <= n_beams <= 13:
+            raise ValueError(f"an SBRT fan has 7-13 beams, got n_beams={n_beams}")
+        return posterior_fan_angles(n_beams)
+    if name == "arc":
+        if not 5.0 <= arc_step_deg <= 10.0:
+            raise ValueError(f"arc_step_deg must be 5-10 deg, got {arc_step_deg}")
+        span = (arc_stop_deg - arc_start_deg) % 360.0 or 360.0
+        count = int(np.floor(span / arc_step_deg + 1e-9)) + 1
+        return [float((arc_start_deg + k * arc_step_deg) % 360.0) for k in range(count)]
+    if name == "pa":
+        return [180.0]
+    if name == "ap_pa":
+        return [0.0, 180.0]
+    raise ValueError(f"unknown arrangement {name!r}; known: {', '.join(ARRANGEMENTS)}")

@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--engine", choices=("superposition", "pencil"), default="superposition",
                       help="final dose engine (pencil is faster, less accurate in bone and lung)")
     plan.add_argument("--spacing-mm", type=_spacing, default=(2.5, 2.5, 2.5), help="planning grid z,y,x in mm")
+    plan.add_argument("--beams", default="sbrt_fan", help="sbrt_fan (9 beams), arc, pa or ap_pa")
+    plan.add_argument("--beamlet-mm", type=float, default=5.0, help="beamlet size at the isocentre: 5 (default) or 2.5")
     plan.add_argument("--json", default=None, help="also write the result as JSON to this file")
     return parser
 
@@ -109,7 +111,7 @@ def _plan(args, out) -> int:
         print(f"[{time.perf_counter() - start:6.1f} s] {message}", file=out, flush=True)
 
     result = plan_case(args.case, regimen=regimen, protocol=args.protocol, gap_mm=args.gap_mm, engine=args.engine,
-                       grid_mm=args.spacing_mm, progress=progress)
+                       grid_mm=args.spacing_mm, arrangement=args.beams, beamlet_mm=args.beamlet_mm, progress=progress)
     print(format_table(result.constraints), file=out)
     gtv = result.metrics.get("gtv", {})
     print(f"prescription {regimen.dose_gy:g} Gy / {regimen.fractions} fx; maximum achievable (GTV D90 at the first "

@@ -23,7 +23,7 @@ from scenes.scene import Scene
 from scenes.shapes import mask_from_full
 from scenes.surgery import separation_surgery
 
-from .beams import make_beams, posterior_fan_angles
+from .beams import arrangement_angles, make_beams
 from .constraints import check_constraints, constraints_for
 from .influence import build_influence, final_dose
 from .metrics import metric, structure_dose
@@ -204,6 +204,7 @@ def achievable_prescription(dose_gy, scene, constraints, *, structure=ACHIEVABLE
 
 
 def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float | None = None, n_beams: int = 9,
+              arrangement: str = "sbrt_fan",
               beamlet_mm: float = 5.0, grid_mm=(2.5, 2.5, 2.5), engine: str = "superposition", backend: str = "cpu",
               max_iterations: int = 500, progress=None) -> PlanResult:
     """Plan ``case`` (id, path or Case) with ``regimen``; optional separation surgery first.
@@ -226,7 +227,7 @@ def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float 
     hard = tuple(sorted({c.structure for c in constraints if c.structure in HARD_STRUCTURES}))
     scene = add_targets(scene, prv_of=hard)
     points = scene.grid.index_to_mm(np.argwhere(scene.structure("ptv").full() > 0.5))
-    beams = make_beams(points, gantry_deg=posterior_fan_angles(n_beams), beamlet_mm=beamlet_mm)
+    beams = make_beams(points, gantry_deg=arrangement_angles(arrangement, n_beams=n_beams), beamlet_mm=beamlet_mm)
     say("influence matrix")
     influence = build_influence(scene, beams, target="ptv", roi=_optimisation_region(scene), backend=backend, report=say)
     say("optimising")

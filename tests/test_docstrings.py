@@ -6,7 +6,8 @@ import importlib
 import pytest
 
 MODULES = ["scenes.grid", "scenes.shapes", "scenes.materials", "scenes.morphometry", "scenes.anatomy",
-           "scenes.lesions", "scenes.phantom", "scenes.escc", "scenes.scene", "scenes.cases", "scenes.surgery"]
+           "scenes.lesions", "scenes.phantom", "scenes.escc", "scenes.scene", "scenes.cases", "scenes.surgery",
+           "planner.beams", "planner.metrics", "planner.radiobiology", "kernels.raytrace_cpu"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -40,3 +40,27 @@ def test_bad_inputs():
         make_beams(np.zeros((3, 3)), gantry_deg=[0], beamlet_mm=3.0)
     with pytest.raises(ValueError, match="target_points_mm"):
         make_beams(np.zeros((0, 3)), gantry_deg=[0])
+
+
+def test_named_arrangements():
+    from planner.beams import arrangement_angles
+
+    assert arrangement_angles("pa") == [180.0] and arrangement_angles("ap_pa") == [0.0, 180.0]
+    fan = arrangement_angles("sbrt_fan", n_beams=7)
+    assert len(fan) == 7 and all(90 <= a <= 270 for a in fan)
+    arc = arrangement_angles("arc", arc_step_deg=5.0)
+    assert len(arc) == 33 and np.allclose(np.diff(arc), 5.0) and 180.0 in arc
+    for name, kwargs, message in (("sbrt_fan", {"n_beams": 5}, "7-13"), ("arc", {"arc_step_deg": 2}, "5-10"),
+                                  ("lateral", {}, "unknown arrangement")):
+        with pytest.raises(ValueError, match=message):
+            arrangement_angles(name, **kwargs)
+
+
+def test_conventional_ap_pa_plan_with_2_5_mm_beamlets():
+    from planner.plan import Regimen, plan_case
+
+    result = plan_case("t5_breast_escc2", regimen=Regimen(20.0, 5), protocol="quantec", arrangement="ap_pa",
+                       beamlet_mm=2.5, engine="pencil")
+    assert result.metrics["ptv"]["D90%"] == pytest.approx(20.0 * result.coverage_achieved)
+    cord = next(r for r in result.constraints if r.structure == "spinal_cord")
+    assert cord.status in ("pass", "within 5%") and cord.value_gy <= cord.limit_gy + 1e-6
