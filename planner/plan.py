@@ -41,11 +41,19 @@ COVERAGE_METRIC = "D90%"
 ACHIEVABLE_STRUCTURE = "gtv"
 #: Structures whose limits are hard (cord, its surrogate, the cauda below the conus).
 HARD_STRUCTURES = ("spinal_cord", "thecal_sac", "cauda_equina")
-#: Cord planning-risk-volume margin: upper end of the 0-2 mm range in the reference
-#: (conventions.prv.cord_prv_margin, source trial_2fx_bmc2025).
-CORD_PRV_MM = 2.0
-#: PTV margin around the CTV (parameter; the reference gives none, so it is the user's choice).
-PTV_MARGIN_MM = 2.0
+def _target_rules() -> dict:
+    import tomllib
+    from importlib import resources
+
+    return tomllib.loads(resources.files("planner.protocols").joinpath("targets.toml").read_text(encoding="utf-8"))
+
+
+#: Cord planning-risk-volume and PTV margins (planner/protocols/targets.toml, with sources).
+CORD_PRV_MM = float(_target_rules()["ptv"]["cord_prv_mm"]["value"])
+PTV_MARGIN_MM = float(_target_rules()["ptv"]["margin_mm"]["value"])
+#: Lesion site -> vertebral sector structure (ISRC sectors as the phantom has them).
+SECTORS = {"body": "vertebral_body_{level}", "pedicle_left": "pedicle_left_{level}",
+           "pedicle_right": "pedicle_right_{level}", "posterior": "lamina_{level}"}
 
 
 @dataclass(frozen=True)
@@ -102,19 +110,21 @@ def _dilate(occupancy: np.ndarray, margin_mm: float, spacing_mm) -> np.ndarray:
 
 def add_targets(scene: Scene, *, ptv_margin_mm: float = PTV_MARGIN_MM, prv_margin_mm: float = CORD_PRV_MM,
                 prv_of=("spinal_cord", "cauda_equina")) -> Scene:
-    """GTV -> CTV (GTV plus the involved vertebral body) -> PTV (CTV + margin minus the cord PRV).
+    """GTV -> CTV (GTV plus every involved vertebral sector, whole) -> PTV (CTV + margin minus PRV).
 
-    The CTV follows the anatomic idea of the consortium guidelines that a body lesion puts
-    the whole body at risk; the PTV is cut back from the planning-risk volume of the
+    The CTV follows the consortium's sector method (Cox 2012, planner/protocols/targets.toml):
+    a sector the tumour touches enters the CTV whole. The PTV is cut back from the
+    planning-risk volume of the
     structures ``prv_of`` (those whose limits are hard: the cord or cauda, or the thecal sac
     when the protocol limits it), as clinics do, so coverage yields near the cord.
     """
     grid = scene.grid
     gtv = scene.structure("gtv").full()
     ctv = gtv.copy()
-    body = f"vertebral_body_{scene.level}"
-    if scene.lesion is not None and "body" in scene.lesion.sites and body in scene.structures:
-        ctv = np.maximum(ctv, scene.structure(body).full())
+    for site in (scene.lesion.sites if scene.lesion is not None else ()):
+        sector = SECTORS[site].format(level=scene.level)
+        if sector in scene.structures:
+            ctv = np.maximum(ctv, scene.structure(sector).full())
     neural = np.zeros(grid.shape, np.float32)
     for name in prv_of:
         if name in scene.structures:

@@ -76,8 +76,25 @@ def test_cli_plan_bad_input(argv, message, capsys, tmp_path):
 
 def test_separation_gap_raises_the_achievable_prescription():
     """The teaching point: separating the tumour from the cord lets more dose in. At 1.25 mm
-    in-plane (the gaps are below a 2.5 mm voxel), gaps of 0 (no surgery), 1 and 2 mm."""
+    in-plane (the gaps are below a 2.5 mm voxel): a 1 or 2 mm gap raises the maximum
+    achievable prescription clearly above no surgery. (Between 1 and 3 mm it plateaus
+    within the optimiser's +-1%: see the issue note; the strict rise is not claimed here.)"""
     values = [plan_case("t10_rcc_escc2", regimen=Regimen(24.0, 2), gap_mm=gap, engine="pencil",
                         grid_mm=(2.5, 1.25, 1.25), max_iterations=2000).achievable_prescription_gy
               for gap in (None, 1.0, 2.0)]
-    assert values[0] < values[1] < values[2], values
+    assert values[1] > 1.05 * values[0] and values[2] > 1.05 * values[0], values
+
+
+def test_ctv_takes_whole_involved_sectors():
+    from planner.plan import add_targets
+    from scenes.cases import build_scene
+
+    scene = add_targets(build_scene("t10_rcc_escc2", spacing_mm=(2.5, 2.5, 2.5)))
+    ctv = scene.structure("ctv").full()
+    # Body and left pedicle are involved: both enter whole; the right pedicle does not.
+    for name in ("vertebral_body_T10", "pedicle_left_T10"):
+        sector = scene.structure(name).full()
+        assert np.all(ctv[sector > 0.5] >= sector[sector > 0.5] - 1e-6)
+    right = scene.structure("pedicle_right_T10").full() > 0.5
+    assert ctv[right].max() < 0.5
+    assert (scene.structure("ptv").full() * scene.structure("cord_prv").full()).sum() == 0
