@@ -72,3 +72,18 @@ def test_bad_terms_are_refused():
         Underdose(np.arange(3), np.ones(2), 1.0)
     with pytest.raises(ValueError, match="volume_fraction"):
         DoseVolumeMax(np.arange(3), np.ones(3), 1.0, volume_fraction=1.5)
+
+
+def test_quick_reoptimisation_improves_on_the_warm_start(rng):
+    from planner.optimise import reoptimise
+
+    matrix = sparse.random(60, 10, density=0.5, random_state=np.random.RandomState(5), format="csr", dtype=np.float32)
+    matrix.indices = matrix.indices.astype(np.int32)
+    base_terms = [Underdose(np.arange(60), np.ones(60), 1.0), Overdose(np.arange(60), np.ones(60), 1.2)]
+    base = optimise(matrix, base_terms)
+    new_terms = [Underdose(np.arange(60), np.ones(60), 1.3), Overdose(np.arange(60), np.ones(60), 1.5)]
+    start = total(new_terms, matrix @ (base.weights * 1.3))[0]
+    quick = reoptimise(matrix, new_terms, base.weights, scale=1.3)
+    assert quick.iterations <= 6 and quick.objective <= start
+    with pytest.raises(ValueError, match="scale"):
+        reoptimise(matrix, new_terms, base.weights, scale=0.0)
