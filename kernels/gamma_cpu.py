@@ -37,6 +37,27 @@ def _trilinear(volume, z, y, x):
     return (c00 * (1 - fy) + c01 * fy) * (1 - fz) + (c10 * (1 - fy) + c11 * fy) * fz
 
 
+@njit(**CPU)
+def _candidate(evaluated, k, j, i, oz, oy, ox, spacing_mm, value, dose_norm, distance_mm, best, on_grid):
+    """Squared gamma of the evaluated point at index offset (oz, oy, ox) from voxel (k, j, i),
+    or ``inf`` if it cannot beat ``best`` (too far) or lies outside the grid."""
+    dz, dy, dx = oz * spacing_mm[0], oy * spacing_mm[1], ox * spacing_mm[2]
+    distance2 = (dz * dz + dy * dy + dx * dx) / (distance_mm * distance_mm)
+    if distance2 >= best:
+        return np.inf
+    if on_grid:
+        nz, ny, nx = evaluated.shape
+        kk, jj, ii = k + int(round(oz)), j + int(round(oy)), i + int(round(ox))
+        if kk < 0 or jj < 0 or ii < 0 or kk >= nz or jj >= ny or ii >= nx:
+            return np.inf
+        dose = evaluated[kk, jj, ii]
+    else:
+        dose = _trilinear(evaluated, k + oz, j + oy, i + ox)
+        if np.isnan(dose):
+            return np.inf
+    return distance2 + (dose - value) * (dose - value) / (dose_norm * dose_norm)
+
+
 @njit(**CPU_PARALLEL)
 def _gamma(reference, evaluated, spacing_mm, dose_norm, distance_mm, cutoff, upsample, max_gamma, refine, out):
     nz, ny, nx = reference.shape
@@ -57,27 +78,11 @@ def _gamma(reference, evaluated, spacing_mm, dose_norm, distance_mm, cutoff, ups
         by = 0.0
         bx = 0.0
         for dk in range(-steps[0], steps[0] + 1):
-            oz = dk / upsample
-            dz = oz * spacing_mm[0]
             for dj in range(-steps[1], steps[1] + 1):
-                oy = dj / upsample
-                dy = oy * spacing_mm[1]
                 for di in range(-steps[2], steps[2] + 1):
-                    ox = di / upsample
-                    dx = ox * spacing_mm[2]
-                    distance2 = (dz * dz + dy * dy + dx * dx) / (distance_mm * distance_mm)
-                    if distance2 >= best:
-                        continue
-                    if dk % upsample == 0 and dj % upsample == 0 and di % upsample == 0:
-                        kk, jj, ii = k + dk // upsample, j + dj // upsample, i + di // upsample
-                        if kk < 0 or jj < 0 or ii < 0 or kk >= nz or jj >= ny or ii >= nx:
-                            continue
-                        dose = evaluated[kk, jj, ii]
-                    else:
-                        dose = _trilinear(evaluated, k + oz, j + oy, i + ox)
-                        if np.isnan(dose):
-                            continue
-                    g2 = distance2 + (dose - value) * (dose - value) / (dose_norm * dose_norm)
+                    on_grid = dk % upsample == 0 and dj % upsample == 0 and di % upsample == 0
+                    oz, oy, ox = dk / upsample, dj / upsample, di / upsample
+                    g2 = _candidate(evaluated, k, j, i, oz, oy, ox, spacing_mm, value, dose_norm, distance_mm, best, on_grid)
                     if g2 < best:
                         best = g2
                         bz, by, bx = oz, oy, ox
@@ -88,21 +93,10 @@ def _gamma(reference, evaluated, spacing_mm, dose_norm, distance_mm, cutoff, ups
             step /= 4.0
             cz, cy, cx = bz, by, bx
             for a in range(-4, 5):
-                oz = cz + a * step
-                dz = oz * spacing_mm[0]
                 for b in range(-4, 5):
-                    oy = cy + b * step
-                    dy = oy * spacing_mm[1]
                     for c in range(-4, 5):
-                        ox = cx + c * step
-                        dx = ox * spacing_mm[2]
-                        distance2 = (dz * dz + dy * dy + dx * dx) / (distance_mm * distance_mm)
-                        if distance2 >= best:
-                            continue
-                        dose = _trilinear(evaluated, k + oz, j + oy, i + ox)
-                        if np.isnan(dose):
-                            continue
-                        g2 = distance2 + (dose - value) * (dose - value) / (dose_norm * dose_norm)
+                        oz, oy, ox = cz + a * step, cy + b * step, cx + c * step
+                        g2 = _candidate(evaluated, k, j, i, oz, oy, ox, spacing_mm, value, dose_norm, distance_mm, best, False)
                         if g2 < best:
                             best = g2
                             bz, by, bx = oz, oy, ox
