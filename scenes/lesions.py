@@ -195,6 +195,37 @@ def _displaced(shape: Shape, z_centre: float, half_extent: float, shift: float) 
                 at(shape.centre_x_mm), shape.z_range_mm)
 
 
+def _body_tumour(index, body: Shape, fraction: float) -> Shape:
+    """An ellipsoid of tumour in the vertebral body occupying ``fraction`` of the body's volume.
+
+    Metastases seed the marrow near the posterior body wall (basivertebral plexus): the
+    tumour is pushed back as far as it fits. Its size is found by bisection on a fixed lattice
+    of points in the body (deterministic), because an ellipsoid cut by the body is not a
+    closed-form fraction of it.
+    """
+    d = index.dims
+    half = np.array([d.body_height_mm / 2, d.body_depth_mm / 2, d.body_width_mm / 2])
+    centre = np.array([index.z_centre_mm, index.body_centre_y_mm, 0.0])
+    axes = [centre[a] + half[a] * (np.arange(24) + 0.5) / 12 - half[a] for a in range(3)]
+    z, y, x = np.meshgrid(*axes, indexing="ij")
+    inside = body.contains(z, y, x)
+    z, y, x = z[inside], y[inside], x[inside]
+
+    def tumour(scale):
+        radii = tuple(half * scale)
+        centre_y = index.body_centre_y_mm + (d.body_depth_mm / 2 - radii[1])
+        return Ellipsoid((index.z_centre_mm, centre_y, 0.0), radii)
+
+    low, high = 0.0, 2.0
+    for _ in range(30):
+        middle = (low + high) / 2
+        if tumour(middle).contains(z, y, x).mean() < fraction:
+            low = middle
+        else:
+            high = middle
+    return tumour(high) & body
+
+
 def lesion_geometry(anatomy: Anatomy, lesion: Lesion) -> LesionGeometry:
     """Build the lesion's solids in ``anatomy`` and reshape the sac and cord around it."""
     index = anatomy.index
@@ -209,12 +240,7 @@ def lesion_geometry(anatomy: Anatomy, lesion: Lesion) -> LesionGeometry:
         body, core = body & keep, core & keep.offset(-index.shell_mm)
     parts = []
     if "body" in lesion.sites:
-        scale = lesion.body_fraction ** (1 / 3)
-        # Metastases seed the marrow near the posterior body wall (basivertebral plexus);
-        # the tumour ball is pushed back as far as it fits.
-        radii = (height / 2 * scale, d.body_depth_mm / 2 * scale, d.body_width_mm / 2 * scale)
-        centre_y = index.body_centre_y_mm + (d.body_depth_mm / 2 - radii[1])
-        parts.append(Ellipsoid((index.z_centre_mm, centre_y, 0.0), radii) & body)
+        parts.append(_body_tumour(index, body, lesion.body_fraction))
     if "pedicle_left" in lesion.sites:
         parts.append(index.pedicle_left | index.transverse_left)
     if "pedicle_right" in lesion.sites:
