@@ -165,30 +165,47 @@ def _rows(influence, scene, name):
     return np.nonzero(keep)[0], occupancy[keep]
 
 
-def _terms(influence, scene, regimen, limits):
-    rows, weights = _rows(influence, scene, "ptv")
-    if rows.size == 0:
+def _term_rows(influence, scene, limits) -> dict:
+    """Rows and volume weights of every objective structure (independent of the prescription)."""
+    rows = {"ptv": _rows(influence, scene, "ptv"), "gtv": _rows(influence, scene, "gtv")}
+    if rows["ptv"][0].size == 0:
         raise ValueError("the PTV is empty after removing the cord PRV: nothing to plan")
-    rx = regimen.dose_gy
-    terms = [Underdose(rows, weights, rx, 100.0, "ptv min"), Overdose(rows, weights, 1.3 * rx, 10.0, "ptv max"),
-             DoseVolumeMin(rows, weights, rx, 10.0, "ptv D90", volume_fraction=0.9)]
-    # The gross tumour outside the PTV (inside the cord PRV) is pushed too, more gently:
-    # coverage there yields to the cord limit.
-    g_rows, g_weights = _rows(influence, scene, "gtv")
-    if g_rows.size:
-        terms.append(Underdose(g_rows, g_weights, rx, 20.0, "gtv min"))
     for name, limit in limits.items():
-        if name in scene.structures and scene.has(name):
+        if scene.has(name):
             r, w = _rows(influence, scene, name)
             if r.size:
-                terms.append(Overdose(r, w, 0.9 * limit, 1000.0, f"{name} max"))
+                rows[name] = (r, w, limit)
     # Fall-off: tissue more than 10 mm from the PTV should stay below half the prescription.
     far = ~_dilate(scene.structure("ptv").full(), 10.0, scene.grid.spacing_mm)
     body = scene.structure("body_outline").full() if "body_outline" in scene.structures else np.ones(scene.grid.shape)
     ring = (far & (body > 0.5)).ravel()[influence.voxel_indices]
     if ring.any():
-        terms.append(Overdose(np.nonzero(ring)[0], np.ones(int(ring.sum())), 0.5 * rx, 5.0, "fall-off"))
+        rows["fall-off"] = (np.nonzero(ring)[0], np.ones(int(ring.sum())))
+    return rows
+
+
+def _make_terms(rows: dict, regimen: Regimen) -> list:
+    rx = regimen.dose_gy
+    ptv_rows, ptv_weights = rows["ptv"]
+    terms = [Underdose(ptv_rows, ptv_weights, rx, 100.0, "ptv min"), Overdose(ptv_rows, ptv_weights, 1.3 * rx, 10.0, "ptv max"),
+             DoseVolumeMin(ptv_rows, ptv_weights, rx, 10.0, "ptv D90", volume_fraction=0.9)]
+    # The gross tumour outside the PTV (inside the cord PRV) is pushed too, more gently:
+    # coverage there yields to the cord limit.
+    g_rows, g_weights = rows["gtv"]
+    if g_rows.size:
+        terms.append(Underdose(g_rows, g_weights, rx, 20.0, "gtv min"))
+    for name, entry in rows.items():
+        if name in HARD_STRUCTURES:
+            r, w, limit = entry
+            terms.append(Overdose(r, w, 0.9 * limit, 1000.0, f"{name} max"))
+    if "fall-off" in rows:
+        r, w = rows["fall-off"]
+        terms.append(Overdose(r, w, 0.5 * rx, 5.0, "fall-off"))
     return terms
+
+
+def _terms(influence, scene, regimen, limits):
+    return _make_terms(_term_rows(influence, scene, limits), regimen)
 
 
 def _hard_limits(constraints):

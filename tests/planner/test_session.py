@@ -1,0 +1,35 @@
+import numpy as np
+import pytest
+
+from planner.plan import Regimen, achievable_prescription
+from planner.session import Session
+
+
+@pytest.fixture(scope="module")
+def session():
+    return Session("t10_rcc_escc2", regimen=Regimen(24.0, 2))
+
+
+def test_slider_changes_keep_the_matrix(session):
+    matrix = session.influence.matrix
+    state = session.set_prescription(27.0)
+    assert session.influence.matrix is matrix and state.iterations <= 6
+    assert state.regimen.dose_gy == 27.0 and "matrix kept" in state.note
+    state = session.set_gap(2.0)
+    assert session.influence.matrix is matrix and "density" in state.note
+
+
+def test_row_metrics_equal_full_grid_metrics(session):
+    """The session measures on matrix rows only; the full-grid measurement agrees."""
+    state = session.set_gap(1.0)
+    scene = session._scene(1.0)
+    full = achievable_prescription(session.influence.dose_volume(session.weights), scene, session.constraints)
+    assert state.achievable_prescription_gy == pytest.approx(full, rel=1e-6)
+
+
+def test_separation_raises_what_the_session_reports(session):
+    none = session.set_gap(0.0).achievable_prescription_gy
+    operated = session.set_gap(2.0).achievable_prescription_gy
+    assert operated > none
+    with pytest.raises(ValueError, match="gap_mm"):
+        session.set_gap(20.0)
