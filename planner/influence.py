@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sparse
 
+from kernels._dispatch import resolve_backend
 from kernels.beam_model import load_beam_model
 from kernels.engine import superposition_dose
 from kernels.pencil_beam_cpu import count_entries, fill_entries
@@ -106,8 +107,7 @@ def build_influence(scene: Scene, beams: BeamSet, *, target: str = "gtv", roi: n
     ``report`` receives a one-line memory estimate before the matrix is allocated; a matrix
     above ``memory_budget_gb`` raises :class:`InfluenceTooLarge` naming the sizes.
     """
-    if backend not in ("cpu", "auto"):
-        raise ValueError(f"backend must be 'cpu' or 'auto' (CUDA twins are not built yet), got {backend!r}")
+    resolve_backend(backend)
     if not 0 < cutoff < 0.5:
         raise ValueError(f"cutoff must be in (0, 0.5) (fraction of the beamlet kernel maximum), got {cutoff}")
     if not memory_budget_gb > 0:
@@ -153,8 +153,7 @@ def build_influence(scene: Scene, beams: BeamSet, *, target: str = "gtv", roi: n
 
 def final_dose(scene: Scene, beams: BeamSet, weights, *, backend: str = "cpu", n_azimuth: int | None = None) -> np.ndarray:
     """Dose (Gy) on the scene's grid by collapsed-cone superposition of the weighted beamlets."""
-    if backend not in ("cpu", "auto"):
-        raise ValueError(f"backend must be 'cpu' or 'auto', got {backend!r}")
+    resolve_backend(backend)
     model = load_beam_model()
     fluence_unit = fluence_per_unit_weight()
     grid = scene.grid

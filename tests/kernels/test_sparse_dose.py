@@ -40,3 +40,13 @@ def test_empty_rows_and_bad_shapes(rng):
         dose_from_weights(matrix, np.ones(4))
     with pytest.raises(ValueError, match="gradient"):
         gradient_to_weights(matrix, np.ones(4))
+
+
+def test_backend_selection_is_explicit():
+    from kernels._dispatch import resolve_backend
+
+    assert resolve_backend("auto") == "cpu" and resolve_backend("cpu") == "cpu"
+    with pytest.raises(RuntimeError, match="CUDA twins"):
+        resolve_backend("cuda")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        resolve_backend("tpu")
