@@ -41,6 +41,8 @@ COVERAGE_METRIC = "D90%"
 ACHIEVABLE_STRUCTURE = "gtv"
 #: Structures whose limits are hard (cord, its surrogate, the cauda below the conus).
 HARD_STRUCTURES = ("spinal_cord", "thecal_sac", "cauda_equina")
+
+
 def _target_rules() -> dict:
     import tomllib
     from importlib import resources
@@ -216,18 +218,37 @@ def _hard_limits(constraints):
     return limits
 
 
+def hard_structures(constraints) -> tuple:
+    """The hard-limited structures (cord, sac, cauda) the constraints name, sorted."""
+    return tuple(sorted({c.structure for c in constraints if c.structure in HARD_STRUCTURES}))
+
+
+def achievable_from(measure, constraints, present, *, structure=ACHIEVABLE_STRUCTURE,
+                    coverage_metric=COVERAGE_METRIC) -> float:
+    """Coverage dose of ``structure`` at which the first hard limit is met exactly.
+
+    ``measure(name, metric)`` returns a metric of the current dose; ``present`` names the
+    structures that exist. Shared by full-grid plans and the row-only interactive session."""
+    cover = measure(structure, coverage_metric)
+    ratio = np.inf
+    for c in constraints:
+        if c.structure in HARD_STRUCTURES and c.structure in present and c.metric != "D10%_partial":
+            value = measure(c.structure, c.metric)
+            if value > 0:
+                ratio = min(ratio, c.limit_gy / value)
+    return float(cover * ratio)
+
+
 def achievable_prescription(dose_gy, scene, constraints, *, structure=ACHIEVABLE_STRUCTURE,
                             coverage_metric=COVERAGE_METRIC) -> float:
     """Coverage dose of ``structure`` at which the first hard (cord/cauda/sac) limit is met exactly."""
     voxel = scene.grid.voxel_volume_cc
-    cover = metric(structure_dose(dose_gy, scene.structure(structure).full(), voxel), coverage_metric)
-    ratio = np.inf
-    for c in constraints:
-        if c.structure in HARD_STRUCTURES and scene.has(c.structure) and c.metric != "D10%_partial":
-            value = metric(structure_dose(dose_gy, scene.structure(c.structure).full(), voxel), c.metric)
-            if value > 0:
-                ratio = min(ratio, c.limit_gy / value)
-    return float(cover * ratio)
+
+    def measure(name, metric_name):
+        return metric(structure_dose(dose_gy, scene.structure(name).full(), voxel), metric_name)
+
+    present = {name for name in HARD_STRUCTURES if scene.has(name)}
+    return achievable_from(measure, constraints, present, structure=structure, coverage_metric=coverage_metric)
 
 
 def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float | None = None, n_beams: int = 9,
@@ -251,8 +272,7 @@ def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float 
         notes.append(scene.history[-1])
     prior = case.patient.get("prior_radiotherapy")
     constraints = constraints_for(protocol, regimen.fractions, prior_course=prior)
-    hard = tuple(sorted({c.structure for c in constraints if c.structure in HARD_STRUCTURES}))
-    scene = add_targets(scene, prv_of=hard)
+    scene = add_targets(scene, prv_of=hard_structures(constraints))
     points = scene.grid.index_to_mm(np.argwhere(scene.structure("ptv").full() > 0.5))
     beams = make_beams(points, gantry_deg=arrangement_angles(arrangement, n_beams=n_beams), beamlet_mm=beamlet_mm)
     say("influence matrix")

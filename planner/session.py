@@ -20,10 +20,10 @@ from scenes.surgery import separation_surgery
 from .beams import arrangement_angles, make_beams
 from .constraints import constraints_for
 from .influence import build_influence
-from .metrics import StructureDose, metric
+from .metrics import metric, structure_dose
 from .optimise import optimise, reoptimise
-from .plan import (HARD_STRUCTURES, Regimen, _hard_limits, _make_terms, _optimisation_region, _term_rows,
-                   _rows, add_targets)
+from .plan import (Regimen, _hard_limits, _make_terms, _optimisation_region, _rows, _term_rows, achievable_from,
+                   add_targets, hard_structures)
 
 __all__ = ["Session", "SessionState"]
 
@@ -47,10 +47,11 @@ class Session:
         self.protocol = protocol
         self.regimen = regimen
         self.constraints = constraints_for(protocol, regimen.fractions, prior_course=self.case.patient.get("prior_radiotherapy"))
-        self.hard = tuple(sorted({c.structure for c in self.constraints if c.structure in HARD_STRUCTURES}))
+        self.hard = hard_structures(self.constraints)
         self.base_scene = build_scene(self.case, spacing_mm=grid_mm)
         self._scenes = {0.0: add_targets(self.base_scene, prv_of=self.hard)}
-        self._rows = {}
+        self._term_rows = {}  # gap -> objective rows
+        self._measure_rows = {}  # gap -> rows of the structures the state reports
         scene = self._scenes[0.0]
         points = scene.grid.index_to_mm(np.argwhere(scene.structure("ptv").full() > 0.5))
         self.beams = make_beams(points, gantry_deg=arrangement_angles(arrangement), beamlet_mm=5.0)
@@ -70,9 +71,9 @@ class Session:
 
     def _terms(self):
         key = round(self.gap_mm, 3)
-        if key not in self._rows:
-            self._rows[key] = _term_rows(self.influence, self._scene(self.gap_mm), _hard_limits(self.constraints))
-        return _make_terms(self._rows[key], self.regimen)
+        if key not in self._term_rows:
+            self._term_rows[key] = _term_rows(self.influence, self._scene(self.gap_mm), _hard_limits(self.constraints))
+        return _make_terms(self._term_rows[key], self.regimen)
 
     def _state(self, iterations: int, note: str) -> SessionState:
         # Metrics on the matrix's rows only (every target and organ voxel near the PTV is a
@@ -80,23 +81,20 @@ class Session:
         from kernels.sparse_dose_cpu import dose_from_weights
 
         key = round(self.gap_mm, 3)
-        if ("measure", key) not in self._rows:
+        if key not in self._measure_rows:
             scene = self._scene(self.gap_mm)
-            names = ("ptv", "gtv") + tuple(c.structure for c in self.constraints if scene.has(c.structure))
-            self._rows[("measure", key)] = {n: _rows(self.influence, scene, n) for n in set(names)}
-        measure = self._rows[("measure", key)]
+            names = {"ptv", "gtv"} | {c.structure for c in self.constraints if scene.has(c.structure)}
+            self._measure_rows[key] = {n: _rows(self.influence, scene, n) for n in names}
+        rows_of = self._measure_rows[key]
         dose = dose_from_weights(self.influence.matrix, self.weights)
         voxel = self.base_scene.grid.voxel_volume_cc
 
-        def value(name, metric_name):
-            rows, weights = measure[name]
-            return metric(StructureDose(*_sorted(dose[rows], weights * voxel)), metric_name)
+        def measure(name, metric_name):
+            rows, occupancy = rows_of[name]
+            return metric(structure_dose(dose[rows], occupancy, voxel), metric_name)
 
-        cover = value("gtv", "D90%")
-        ratio = min((c.limit_gy / value(c.structure, c.metric) for c in self.constraints
-                     if c.structure in HARD_STRUCTURES and c.structure in measure and c.metric != "D10%_partial"),
-                    default=np.inf)
-        return SessionState(self.regimen, self.gap_mm, cover * ratio, value("ptv", "D90%"), iterations, note)
+        achievable = achievable_from(measure, self.constraints, set(rows_of))
+        return SessionState(self.regimen, self.gap_mm, achievable, measure("ptv", "D90%"), iterations, note)
 
     def set_prescription(self, dose_gy: float) -> SessionState:
         """New prescription (same fractions): warm-started quick re-optimisation."""
@@ -118,7 +116,3 @@ class Session:
             "no surgery; matrix kept"
         return self._state(result.iterations, note)
 
-
-def _sorted(doses, volumes):
-    order = np.argsort(-doses, kind="stable")
-    return doses[order], volumes[order]
