@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ._files import write_atomically
 from .figures import DISCLAIMER
 
 __all__ = ["main"]
@@ -93,8 +94,6 @@ def _scene(args, out) -> int:
 
 
 def _plan(args, out) -> int:
-    import os
-    import tempfile
     import time
 
     from .constraints import format_table
@@ -120,11 +119,7 @@ def _plan(args, out) -> int:
     for note in result.notes:
         print(f"note: {note}", file=out)
     if args.json:
-        handle, temporary = tempfile.mkstemp(suffix=".json", dir=Path(args.json).parent)
-        with os.fdopen(handle, "w") as stream:
-            stream.write(result.to_json())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, args.json)
+        write_atomically(args.json, lambda temporary: Path(temporary).write_text(result.to_json()))
         print(f"wrote {args.json}", file=out)
     print(DISCLAIMER, file=out)
     return 0

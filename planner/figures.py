@@ -6,13 +6,14 @@ Matplotlib is imported lazily with the Agg backend, so this works with no displa
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from scenes.materials import MATERIAL_NAMES
 from scenes.scene import Scene
+
+from ._files import write_atomically
 
 __all__ = ["MATERIAL_COLOURS", "STRUCTURE_COLOURS", "render_scene_slices", "render_dose_slice", "write_figure", "DISCLAIMER"]
 
@@ -110,20 +111,8 @@ def write_figure(figure, path: str | os.PathLike, *, dpi: int = 110) -> Path:
     suffix = path.suffix.lower()
     if suffix not in (".png", ".svg", ".pdf"):
         raise ValueError(f"output file must end in .png, .svg or .pdf, got {path.name!r}")
-    if not path.parent.exists():
-        raise FileNotFoundError(f"output folder {str(path.parent)!r} does not exist")
-    handle, temporary = tempfile.mkstemp(suffix=suffix, dir=path.parent)
-    os.close(handle)
     try:
-        figure.savefig(temporary, dpi=dpi)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes files private; outputs are ordinary files
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+        write_atomically(path, lambda temporary: figure.savefig(temporary, dpi=dpi))
     finally:
         _pyplot().close(figure)
     return path

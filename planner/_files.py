@@ -1,0 +1,33 @@
+"""Writing result files so that a reader never sees a half-written one."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["write_atomically"]
+
+
+def write_atomically(path: str | os.PathLike, write) -> Path:
+    """Call ``write(temporary_path)`` in the target's folder, then rename it into place.
+
+    The file gets ordinary permissions (mkstemp makes files private); on any failure the
+    temporary file is removed and the target is left untouched.
+    """
+    path = Path(path)
+    if not path.parent.exists():
+        raise FileNotFoundError(f"output folder {str(path.parent)!r} does not exist")
+    handle, temporary = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    try:
+        write(temporary)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    return path
