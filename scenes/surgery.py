@@ -35,6 +35,15 @@ def _hardware() -> dict:
     return load_data("surgery")
 
 
+def _surface_gap_bound_mm(mask: Mask) -> np.ndarray:
+    """Per voxel centre, a lower bound (mm) on the distance from that voxel's contents to the
+    surface of ``mask``: the centre-to-centre distance to the nearest occupied voxel less one
+    voxel diagonal (each surface may lie up to half a diagonal from its voxel's centre)."""
+    grid = mask.grid
+    distance = ndimage.distance_transform_edt(~(mask.full() > 0), sampling=grid.spacing_mm)
+    return distance - float(np.linalg.norm(grid.spacing_mm))
+
+
 def min_gap_mm(a: Mask, b: Mask) -> float:
     """A lower bound (mm) on the distance between the surfaces of two structures.
 
@@ -46,12 +55,7 @@ def min_gap_mm(a: Mask, b: Mask) -> float:
         raise ValueError("structures live on different grids")
     if a.is_empty or b.is_empty:
         return math.inf
-    grid = a.grid
-    occupied_b = b.full() > 0
-    occupied_a = a.full() > 0
-    distance = ndimage.distance_transform_edt(~occupied_b, sampling=grid.spacing_mm)
-    diagonal = float(np.linalg.norm(grid.spacing_mm))
-    return max(0.0, float(distance[occupied_a].min()) - diagonal)
+    return max(0.0, float(_surface_gap_bound_mm(b)[a.full() > 0].min()))
 
 
 class _Workspace:
@@ -113,10 +117,7 @@ def separation_surgery(scene: Scene, gap_mm: float = 2.0) -> Scene:
     _require(scene, "thecal_sac", "gtv")
     grid = scene.grid
     work = _Workspace(scene)
-    sac = scene.structure("thecal_sac").full() > 0
-    distance = ndimage.distance_transform_edt(~sac, sampling=grid.spacing_mm)
-    diagonal = float(np.linalg.norm(grid.spacing_mm))
-    too_close = (distance - diagonal) < gap_mm
+    too_close = _surface_gap_bound_mm(scene.structure("thecal_sac")) < gap_mm
     removed_total = np.zeros(grid.shape, np.float32)
     for name in TUMOUR_PARTS + ("gtv",):
         if name not in work.structures:
