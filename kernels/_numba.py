@@ -6,8 +6,6 @@ numba's disk cache freezes globals at compile time.
 
 from __future__ import annotations
 
-import os
-
 import numba
 
 #: Options for CPU kernels: cached to disk (next to the source, or $NUMBA_CACHE_DIR),
@@ -17,7 +15,3 @@ CPU_PARALLEL = dict(CPU, parallel=True)
 
 prange = numba.prange
 
-
-def threads() -> int:
-    """Worker threads numba uses (NUMBA_NUM_THREADS, else the machine's cores)."""
-    return int(os.environ.get("NUMBA_NUM_THREADS", numba.config.NUMBA_NUM_THREADS))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._numba import CPU, CPU_PARALLEL, prange
+from ._numba import CPU_PARALLEL, prange
 
 __all__ = ["collapsed_cone", "line_offsets"]
 

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .grid import Grid
-from .materials import MATERIAL_NAMES, density_lookup, electron_density_lookup, hu_to_density, label_of, materials
+from .materials import density_lookup, electron_density_lookup, hu_to_density, label_of, materials
 from .shapes import Mask, mask_from_full
 
 __all__ = ["Scene", "scene_from_arrays", "paint"]
@@ -208,6 +208,3 @@ def paint(labels: np.ndarray, density: np.ndarray, electron: np.ndarray, mask: M
         electron[block] += fraction * (new.relative_electron_density - old.relative_electron_density)
     labels[block] = np.where(fraction >= 0.5, code, labels[block])
 
-
-def material_names() -> tuple[str, ...]:
-    return MATERIAL_NAMES

@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 
 from kernels.pencil_beam_cpu import count_entries, fill_entries
 from tests import naive

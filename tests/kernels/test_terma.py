@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 
 from kernels.beam_model import load_beam_model
 from kernels.terma_cpu import terma

@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from planner.plan import Regimen, achievable_prescription
