@@ -84,6 +84,9 @@ class PlanResult:
     achievable_prescription_gy: float = float("nan")
     coverage_achieved: float = float("nan")
     notes: tuple = ()
+    #: The planned scene (with its targets) and the beams, for pictures and reports.
+    scene: Scene | None = field(default=None, repr=False, compare=False)
+    beams: object = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> str:
         def clean(value):
@@ -254,8 +257,11 @@ def achievable_prescription(dose_gy, scene, constraints, *, structure=ACHIEVABLE
 def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float | None = None, n_beams: int = 9,
               arrangement: str = "sbrt_fan",
               beamlet_mm: float = 5.0, grid_mm=(2.5, 2.5, 2.5), engine: str = "superposition", backend: str = "cpu",
-              max_iterations: int = 500, progress=None) -> PlanResult:
+              max_iterations: int = 500, progress=None, scene: Scene | None = None) -> PlanResult:
     """Plan ``case`` (id, path or Case) with ``regimen``; optional separation surgery first.
+
+    ``scene``: plan this scene of the case (e.g. one already operated on, or grown) instead
+    of building it from the case on ``grid_mm``.
 
     ``engine`` 'superposition' evaluates the final dose by collapsed cone (seconds);
     'pencil' keeps the optimiser's pencil-beam dose (fast, for sweeps and tests).
@@ -264,8 +270,9 @@ def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float 
     if engine not in ("superposition", "pencil"):
         raise ValueError(f"engine must be 'superposition' or 'pencil', got {engine!r}")
     case = load_case(case) if isinstance(case, str) else case
-    say("building the scene")
-    scene = build_scene(case, spacing_mm=grid_mm)
+    if scene is None:
+        say("building the scene")
+        scene = build_scene(case, spacing_mm=grid_mm)
     notes = []
     if gap_mm is not None and gap_mm > 0:
         scene = separation_surgery(scene, gap_mm)
@@ -311,4 +318,4 @@ def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float 
              "myelopathy": myelopathy_band(pmax, regimen.fractions),
              "local_control": "no validated TCP parameters for spine metastases (project reference); GTV D95 and BED10 reported"}
     return PlanResult(case.id, regimen, protocol, gap_mm, weights, dose, metrics, results, radio, achievable, coverage,
-                      tuple(notes + [f"optimiser: {result.iterations} iterations, {result.message}"]))
+                      tuple(notes + [f"optimiser: {result.iterations} iterations, {result.message}"]), scene, beams)
