@@ -1,0 +1,319 @@
+"""Outcome estimates for the strategy scorecard, each with its number, basis and source.
+
+Every function takes plain facts (the measured ESCC grade, the histology's radiosensitivity,
+the delivered dose metrics, the regimen, what surgery was done) and returns an
+:class:`Estimate`: the value (or ``None`` where the literature gives none, with the reason),
+its unit and horizon, the source key, whether the figure is verified, and one sentence saying
+why this figure applies. The figures live in ``planner/protocols/outcomes.toml``; nothing here
+is a clinical number. Teaching and research only, not for clinical use.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+from .radiobiology import bed, eqd2
+
+__all__ = ["Estimate", "outcome_tables", "outcome_sources", "local_control", "myelopathy_risk", "fracture_risk",
+           "ambulation", "pain_response", "surgical_risk", "hospital_days", "course_days", "untreated_status", "isotonic_fit",
+           "COMPRESSION_GRADES"]
+
+
+@lru_cache(maxsize=1)
+def outcome_tables() -> dict:
+    """The outcome figures (``planner/protocols/outcomes.toml``)."""
+    text = resources.files("planner.protocols").joinpath("outcomes.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def outcome_sources() -> dict:
+    """Source key -> full citation for every figure the scorecard can show."""
+    return dict(outcome_tables()["sources"])
+
+
+COMPRESSION_GRADES = tuple(outcome_tables()["ambulation"]["compression_grades"])
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One outcome figure: ``value`` in ``unit`` (``None`` when no source gives one)."""
+
+    value: float | None
+    unit: str
+    basis: str
+    source: str | None = None
+    verified: bool = False
+    horizon: str = ""
+
+    def text(self, digits: int = 0) -> str:
+        """Short display form, e.g. ``'95.9%'`` or ``'n/a'``."""
+        if self.value is None:
+            return "n/a"
+        suffix = "%" if self.unit == "%" else f" {self.unit}"
+        return f"{self.value:.{digits}f}{suffix}"
+
+    def as_dict(self) -> dict:
+        return {"value": self.value, "unit": self.unit, "basis": self.basis, "source": self.source,
+                "verified": self.verified, "horizon": self.horizon}
+
+
+def _none(unit: str, basis: str) -> Estimate:
+    return Estimate(None, unit, basis)
+
+
+# --------------------------------------------------------------------------------------------
+# Local control
+# --------------------------------------------------------------------------------------------
+def local_control(*, setting: str, fractions: int, gtv_d95_gy: float | None, escc_grade: str,
+                  radiosensitivity: str) -> Estimate:
+    """1-year local control of a radiotherapy course.
+
+    ``setting`` is 'postoperative' (SBRT after separation surgery), 'de_novo' (SBRT alone) or
+    'conventional' (cEBRT). The first cohort of ``outcomes.toml`` whose setting, fraction
+    range, ESCC grades and histology class fit, and whose dose floor (BED10 of its lowest
+    regimen) the delivered GTV D95 reaches, gives the figure.
+
+    Examples
+    --------
+    >>> local_control(setting="postoperative", fractions=3, gtv_d95_gy=27.0, escc_grade="2",
+    ...               radiosensitivity="radioresistant").value
+    95.9
+    >>> local_control(setting="postoperative", fractions=3, gtv_d95_gy=18.0, escc_grade="2",
+    ...               radiosensitivity="radioresistant").value
+    77.4
+    """
+    if setting not in ("postoperative", "de_novo", "conventional"):
+        raise ValueError(f"setting must be 'postoperative', 'de_novo' or 'conventional', got {setting!r}")
+    if gtv_d95_gy is None or not math.isfinite(gtv_d95_gy):
+        return _none("%", "no GTV dose: local control not estimated")
+    delivered = float(bed(max(gtv_d95_gy, 0.0), fractions, 10.0))
+    for row in outcome_tables()["local_control"]:
+        low, high = row["fractions"]
+        if row["setting"] != setting or not low <= fractions <= high:
+            continue
+        if "escc" in row and escc_grade not in row["escc"]:
+            continue
+        if "radiosensitivity" in row and radiosensitivity not in row["radiosensitivity"]:
+            continue
+        if delivered + 1e-9 < row["min_bed10_gy"]:
+            continue
+        basis = (f"delivered GTV D95 {gtv_d95_gy:.1f} Gy in {fractions} fx (BED10 {delivered:.1f} Gy) -> "
+                 f"cohort '{row['id']}': {row['note']}")
+        return Estimate(float(row["local_control_pct"]), "%", basis, row["source"], bool(row["verified"]),
+                        row["horizon"])
+    return _none("%", f"no cohort in the reference for {setting} treatment in {fractions} fractions")
+
+
+# --------------------------------------------------------------------------------------------
+# Myelopathy
+# --------------------------------------------------------------------------------------------
+def _logistic(dose: float, d50: float, slope: float) -> float:
+    return 1.0 / (1.0 + math.exp(-slope * (dose - d50)))
+
+
+def myelopathy_risk(*, pmax_gy: float, fractions: int, stereotactic: bool, prior_eqd2_gy: float = 0.0) -> Estimate:
+    """Radiation myelopathy risk from the cord (or thecal-sac) point maximum.
+
+    Conventional courses: a logistic in the cord maximum EQD2 (alpha/beta 0.87) fixed by
+    Schultheiss' D50 and 5% dose. Stereotactic courses: an *illustrative* logistic in the
+    thecal-sac Pmax EQD2 (alpha/beta 2) through Sahgal 2013's 5% point, with the same slope.
+    ``prior_eqd2_gy`` (a previous course, re-irradiation) is added to the course's EQD2.
+
+    Examples
+    --------
+    >>> round(myelopathy_risk(pmax_gy=17.0, fractions=2, stereotactic=True).value, 1)
+    5.0
+    """
+    table = outcome_tables()["myelopathy"]
+    conventional = table["conventional"]
+    slope = math.log(19.0) / (conventional["d50_eqd2_gy"] - conventional["d5_eqd2_gy"])
+    if not math.isfinite(pmax_gy) or pmax_gy < 0:
+        return _none("%", "no cord dose: myelopathy risk not estimated")
+    if stereotactic:
+        model = table["stereotactic"]
+        dose = float(eqd2(pmax_gy, fractions, model["alpha_beta_gy"])) + prior_eqd2_gy
+        d50 = model["eqd2_at_5pct_gy"] + math.log(19.0) / slope
+        basis = (f"Pmax {pmax_gy:.1f} Gy in {fractions} fx = EQD2 {dose:.1f} Gy (alpha/beta 2"
+                 f"{', with the prior course' if prior_eqd2_gy else ''}); {model['label']}")
+        return Estimate(100.0 * _logistic(dose, d50, slope), "%", basis, model["source"], False, "any time")
+    dose = float(eqd2(pmax_gy, fractions, conventional["alpha_beta_gy"])) + prior_eqd2_gy
+    basis = (f"cord maximum {pmax_gy:.1f} Gy in {fractions} fx = EQD2 {dose:.1f} Gy (alpha/beta 0.87); "
+             f"{conventional['model']}")
+    return Estimate(100.0 * _logistic(dose, conventional["d50_eqd2_gy"], slope), "%", basis,
+                    conventional["source"], bool(conventional["verified"]), "any time")
+
+
+# --------------------------------------------------------------------------------------------
+# Vertebral compression fracture
+# --------------------------------------------------------------------------------------------
+def isotonic_fit(x, y) -> tuple[np.ndarray, np.ndarray]:
+    """Non-decreasing least-squares fit of ``y`` on ``x`` (pool adjacent violators).
+
+    Returns the sorted distinct ``x`` and the fitted values there.
+
+    Examples
+    --------
+    >>> isotonic_fit([1, 2, 3], [1.0, 3.0, 2.0])[1].tolist()
+    [1.0, 2.5, 2.5]
+    """
+    order = np.argsort(np.asarray(x, float), kind="stable")
+    xs, ys = np.asarray(x, float)[order], np.asarray(y, float)[order]
+    blocks = []  # [sum, count, x-values]
+    for xv, yv in zip(xs, ys):
+        blocks.append([yv, 1, [xv]])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
+            total, count, xv_list = blocks.pop()
+            blocks[-1][0] += total
+            blocks[-1][1] += count
+            blocks[-1][2] += xv_list
+    fitted = {}
+    for total, count, xv_list in blocks:
+        for xv in xv_list:
+            fitted[xv] = total / count
+    distinct = np.array(sorted(fitted))
+    return distinct, np.array([fitted[v] for v in distinct])
+
+
+def fracture_risk(*, dose_per_fraction_gy: float, stereotactic: bool, lytic: bool, baseline_collapse: bool,
+                  deformity: bool) -> Estimate:
+    """Vertebral compression fracture after radiotherapy, by dose per fraction.
+
+    A non-decreasing fit through the single-regimen SBRT series of the reference, read at the
+    prescription's dose per fraction; no figure outside their dose range. The other risk
+    factors Sahgal 2013 found (lytic tumour, baseline fracture, deformity) are named in the
+    basis: no per-factor figures are in the reference, so they do not change the number.
+
+    Examples
+    --------
+    >>> fracture_risk(dose_per_fraction_gy=24.0, stereotactic=True, lytic=True,
+    ...               baseline_collapse=False, deformity=False).value
+    39.0
+    """
+    table = outcome_tables()["fracture"]
+    series = table["series"]
+    x, fitted = isotonic_fit([s["dose_per_fraction_gy"] for s in series], [s["vcf_pct"] for s in series])
+    factors = [name for name, present in (("lytic tumour", lytic), ("baseline collapse", baseline_collapse),
+                                          ("spinal deformity", deformity)) if present]
+    also = f"; other risk factors present: {', '.join(factors)} (not quantified)" if factors else ""
+    if not stereotactic and dose_per_fraction_gy < x[0]:
+        row = table["conventional"]
+        return Estimate(float(row["vcf_pct"]), "%", f"conventional course ({dose_per_fraction_gy:.1f} Gy per fraction): "
+                        f"{row['regimen']} arm, {row['note']}{also}", row["source"], bool(row["verified"]), row["horizon"])
+    if not x[0] - 1e-9 <= dose_per_fraction_gy <= x[-1] + 1e-9:
+        return _none("%", f"{dose_per_fraction_gy:.1f} Gy per fraction is outside the SBRT series "
+                          f"({x[0]:g}-{x[-1]:g} Gy per fraction){also}")
+    value = float(np.interp(dose_per_fraction_gy, x, fitted))
+    studies = ", ".join(f"{s['study']} {s['regimen']} {s['vcf_pct']:g}%" for s in series)
+    basis = (f"{dose_per_fraction_gy:.1f} Gy per fraction on a non-decreasing fit through {studies} "
+             f"(risk rises with dose per fraction, Sahgal 2013: 1-year incidence {table['cumulative_incidence_1yr_pct']}% "
+             f"overall){also}")
+    kind = "after SBRT" if stereotactic else "(SBRT series read at this dose per fraction)"
+    return Estimate(value, "%", basis, table["source"], False, f"crude, {kind}")
+
+
+# --------------------------------------------------------------------------------------------
+# Ambulation
+# --------------------------------------------------------------------------------------------
+def ambulation(*, escc_grade: str, ambulatory: bool, decompressed: bool, treated: bool, radiosensitivity: str,
+               conventional_fractions: int | None, paraplegic_hours: float = 0.0) -> Estimate:
+    """Probability of walking after treatment (Patchell 2005; SCORAD for radiosensitive tumours).
+
+    ``decompressed``: the cord was surgically decompressed (separation surgery or
+    decompression); ``treated``: any local treatment; ``conventional_fractions``: the cEBRT
+    fractions when the course is conventional, else None.
+
+    Examples
+    --------
+    >>> ambulation(escc_grade="2", ambulatory=True, decompressed=True, treated=True,
+    ...            radiosensitivity="radioresistant", conventional_fractions=None).value
+    94.1
+    """
+    table = outcome_tables()["ambulation"]
+    if escc_grade not in COMPRESSION_GRADES:
+        value = 100.0 if ambulatory else None
+        return Estimate(value, "%", f"ESCC {escc_grade}: the cord is not compressed; walking status unchanged "
+                        f"({table['compression_note']})", None, False, "after treatment")
+    if not treated:
+        return _none("%", f"ESCC {escc_grade} cord compression left untreated: no published figure")
+    window = table["paraplegia_window"]
+    if not ambulatory and paraplegic_hours > window["hours"]:
+        row = table["patchell_rt_regained"]
+        return Estimate(row["value_pct"], "%", f"paraplegic for {paraplegic_hours:g} h (> {window['hours']} h): "
+                        f"{window['note']} The RT-alone rate of regaining walking ({row['derived']}) is the best "
+                        "available figure, for every strategy.", row["source"], False, "after treatment")
+    if decompressed:
+        key = "patchell_surgery_ambulatory" if ambulatory else "patchell_surgery_regained"
+        why = "direct decompression + RT"
+    elif radiosensitivity in ("radiosensitive", "moderately_sensitive") and conventional_fractions is not None:
+        key = "scorad_single" if conventional_fractions == 1 else "scorad_multi"
+        why = "radiosensitive tumour, conventional RT (SCORAD, all histologies)"
+    else:
+        key = "patchell_rt_ambulatory" if ambulatory else "patchell_rt_regained"
+        why = "RT without decompression (Patchell RT-alone arm)"
+    row = table[key]
+    detail = row.get("derived") or row.get("note", "")
+    status = "ambulatory" if ambulatory else "non-ambulatory"
+    return Estimate(row["value_pct"], "%", f"ESCC {escc_grade}, {status} at treatment, {why}: {detail}",
+                    row["source"], bool(row["verified"]), "after treatment")
+
+
+def pain_response(*, stereotactic: bool | None) -> Estimate:
+    """Complete pain response at 3 months (SC.24). ``None``: no radiotherapy."""
+    table = outcome_tables()["pain"]
+    if stereotactic is None:
+        return _none("%", "no radiotherapy: no trial figure for pain response")
+    value = table["stereotactic_pct"] if stereotactic else table["conventional_pct"]
+    return Estimate(value, "%", f"{table['metric']}: {table['note']}", table["source"], bool(table["verified"]),
+                    "3 months")
+
+
+# --------------------------------------------------------------------------------------------
+# Surgery and time
+# --------------------------------------------------------------------------------------------
+def surgical_risk(*, open_surgery: bool, rt_start_day: int | None) -> dict:
+    """Complication and wound-complication estimates of the surgical part of a strategy."""
+    table = outcome_tables()["surgery"]
+    if not open_surgery:
+        none = Estimate(0.0, "%", "no open surgery", None, True, "")
+        return {"complications": none, "wound": none}
+    complications = Estimate(table["complication_pct"], "%", "surgery for metastatic cord compression",
+                             table["complication_source"], False, "peri-operative")
+    early = rt_start_day is not None and rt_start_day < table["rt_wait_days"]
+    wound_basis = f"stabilised patients followed by RT (revision {table['wound_revision_pct']}%)"
+    if early:
+        wound_basis += f"; RT starts on day {rt_start_day} (< {table['rt_wait_days']}): higher wound risk, not quantified"
+    wound = Estimate(table["wound_complication_pct"], "%", wound_basis, table["wound_source"], False, "post-operative")
+    return {"complications": complications, "wound": wound}
+
+
+def hospital_days(*, open_surgery: bool) -> Estimate:
+    """Days in hospital: the median stay after metastatic spine surgery, else outpatient."""
+    table = outcome_tables()["surgery"]
+    if not open_surgery:
+        return Estimate(0.0, "days", "radiotherapy counted as outpatient treatment (a convention)", None, False, "")
+    return Estimate(float(table["hospital_days"]), "days", table["hospital_days_note"], table["hospital_days_source"],
+                    True, "median")
+
+
+def course_days(fractions: int) -> int:
+    """Calendar days from the first to the last fraction, one fraction per weekday (a convention)."""
+    per_week = outcome_tables()["schedule"]["fractions_per_week"]
+    if fractions < 1:
+        raise ValueError(f"fractions must be >= 1, got {fractions}")
+    return fractions + 2 * ((fractions - 1) // per_week)
+
+
+def untreated_status(escc_grade: str, baseline: str) -> str:
+    """Neurological status implied by an untreated lesion's ESCC grade (a teaching assumption);
+    never better than ``baseline``."""
+    order = ("intact", "radiculopathy", "myelopathy", "non_ambulatory")
+    mapped = outcome_tables()["untreated_course"]["grade_to_status"][escc_grade]
+    base = {"cauda_equina_syndrome": "myelopathy", "paraplegia": "non_ambulatory"}.get(baseline, baseline)
+    base = base if base in order else "intact"
+    return max(mapped, base, key=order.index)

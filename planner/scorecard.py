@@ -1,0 +1,306 @@
+"""Compare strategies on a case: the teaching scorecard, its ranking and the NOMS view beside it.
+
+:func:`compare_strategies` measures the case's scene once (ESCC grade, SINS, NOMS, revised
+Tokuhashi and Tomita), evaluates every strategy of the menu (:mod:`planner.strategies`) and
+ranks them by explicit, user-adjustable weights; the Pareto-optimal strategies are marked
+and the NOMS recommendation is shown beside the ranking, with a sentence when they disagree
+(a teaching moment, not an error). Teaching and research only, not for clinical use.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+
+from scenes.cases import Case, build_scene, grow, load_case
+from scenes.escc import measure_escc_grade
+from scenes.scene import Scene
+
+from .figures import DISCLAIMER
+from .prognosis import tokuhashi, tomita
+from .scores import noms, sins
+from .strategies import Strategy, StrategyResult, evaluate_strategy, standard_strategies
+
+__all__ = ["Scorecard", "compare_strategies", "DEFAULT_WEIGHTS", "COLUMNS", "noms_strategy_key", "MEASURING_GRID_MM"]
+
+#: Ranking weights (teaching defaults, not clinical values): benefits count up, harms down;
+#: percentages enter as fractions, days as months (days / 30).
+DEFAULT_WEIGHTS = {"local_control": 1.0, "walking": 2.0, "pain": 0.5, "myelopathy": 2.0, "fracture": 0.5,
+                   "complications": 0.5, "wound": 0.25, "time": 0.25, "hospital": 0.25}
+BENEFITS = ("local_control", "walking", "pain")
+HARMS = ("myelopathy", "fracture", "complications", "wound")
+#: The grid the ESCC grade is measured on (the one the ESCC round trip is guaranteed on).
+MEASURING_GRID_MM = (2.5, 1.25, 1.25)
+#: Scorecard columns: (key, header, getter kind)
+COLUMNS = (("local_control", "LC 1y"), ("walking", "walk"), ("pain", "pain CR"), ("myelopathy", "myelo"),
+           ("fracture", "VCF"), ("complications", "compl"), ("time", "days"), ("hospital", "hosp d"))
+#: Pareto objectives: (column, +1 maximise / -1 minimise)
+PARETO = (("local_control", 1), ("walking", 1), ("myelopathy", -1), ("complications", -1), ("time", -1))
+
+
+def noms_strategy_key(assessment) -> str:
+    """The menu strategy that carries out a NOMS recommendation."""
+    if assessment.reirradiation:
+        return "reirradiation_sbrt_30gy_4fx"
+    if assessment.surgery in ("separation", "decompression"):
+        return "separation_sbrt_27gy_3fx" if assessment.radiotherapy == "sbrt" else "decompression_cebrt_30gy_10fx"
+    if assessment.radiotherapy == "cebrt":
+        return "cebrt_8gy_1fx" if assessment.short_course else "cebrt_20gy_5fx"
+    return {"stabilisation": "stabilisation_sbrt_24gy_2fx", "augmentation": "augmentation_sbrt_24gy_2fx"}.get(
+        assessment.mechanical, "sbrt_24gy_2fx")
+
+
+def _column_value(result: StrategyResult, key: str) -> float | None:
+    if key == "time":
+        return float(result.days_to_end_of_rt) if result.days_to_end_of_rt is not None else 0.0
+    return result.value(key)
+
+
+def _filled(results, key, direction):
+    """Column values with unknowns replaced by the worst known value (a conservative rule)."""
+    values = [_column_value(r, key) for r in results]
+    known = [v for v in values if v is not None]
+    worst = (min(known) if direction > 0 else max(known)) if known else 0.0
+    return [worst if v is None else v for v in values]
+
+
+def _scores(results, weights) -> list[float]:
+    totals = [0.0] * len(results)
+    for key in BENEFITS + HARMS + ("time", "hospital"):
+        weight = weights.get(key, 0.0)
+        if not weight:
+            continue
+        direction = 1 if key in BENEFITS else -1
+        scale = 100.0 if key in BENEFITS + HARMS else 30.0
+        for i, v in enumerate(_filled(results, key, direction)):
+            totals[i] += direction * weight * v / scale
+    return totals
+
+
+def _pareto(results) -> set:
+    columns = {key: _filled(results, key, d) for key, d in PARETO}
+    front = set()
+    for i, r in enumerate(results):
+        dominated = False
+        for j in range(len(results)):
+            if i == j:
+                continue
+            better_or_equal = all(d * columns[k][j] >= d * columns[k][i] for k, d in PARETO)
+            strictly = any(d * columns[k][j] > d * columns[k][i] for k, d in PARETO)
+            if better_or_equal and strictly:
+                dominated = True
+                break
+        if not dominated:
+            front.add(r.strategy.key)
+    return front
+
+
+@dataclass(frozen=True, eq=False)
+class Scorecard:
+    """One row per strategy, ranked; the measured scores and the NOMS view beside them."""
+
+    case_id: str
+    title: str
+    weeks_delay: float
+    escc_grade: str
+    sins_total: int
+    noms: object
+    tokuhashi: object
+    tomita: object
+    results: tuple
+    scores: dict
+    ranking: tuple
+    pareto: frozenset
+    weights: dict
+    noms_key: str
+    comment: str
+    scene: Scene | None = field(default=None, repr=False)
+    disclaimer: str = DISCLAIMER
+
+    def result(self, key: str) -> StrategyResult:
+        for r in self.results:
+            if r.strategy.key == key:
+                return r
+        raise KeyError(f"no strategy {key!r} in this scorecard; have {', '.join(r.strategy.key for r in self.results)}")
+
+    def ranked(self) -> list[StrategyResult]:
+        return [self.result(key) for key in self.ranking]
+
+    def rows(self) -> list[dict]:
+        """Flat rows (one per strategy, in rank order) for tables, CSV and plots."""
+        rows = []
+        for rank, r in enumerate(self.ranked(), 1):
+            row = {"rank": rank, "key": r.strategy.key, "strategy": r.strategy.label, "kind": r.strategy.kind,
+                   "score": round(self.scores[r.strategy.key], 4), "pareto": r.strategy.key in self.pareto,
+                   "noms": r.strategy.key == self.noms_key}
+            for key, _ in COLUMNS:
+                row[key] = _column_value(r, key) if key != "time" else r.days_to_end_of_rt
+            row.update({k: r.dosimetry.get(k) for k in ("gtv_d90_gy", "gtv_d95_gy", "ptv_coverage", "epidural_d90_gy",
+                                                         "cord_pmax_gy", "achievable_prescription_gy")})
+            row["constraints"] = ("fail" if any(c["status"] == "fail" for c in r.constraints) else
+                                  "pass" if r.constraints else "-")
+            row["flags"] = "; ".join(r.flags)
+            rows.append(row)
+        return rows
+
+    def table(self, *, colour: bool = False) -> str:
+        """A readable table (ANSI colours: pass green, fail red, best per column bold)."""
+        def paint(text, code):
+            return f"\033[{code}m{text}\033[0m" if colour else text
+
+        rows = self.rows()
+        heads = ["#", "strategy", *[h for _, h in COLUMNS], "GTV D95", "cord", "score"]
+        best = {}
+        for key, _ in COLUMNS:
+            values = [r[key] for r in rows if r[key] is not None]
+            if values:
+                best[key] = max(values) if key in BENEFITS else min(values)
+        lines = [f"{self.title}  (ESCC {self.escc_grade} measured, SINS {self.sins_total}, "
+                 f"revised Tokuhashi {self.tokuhashi.total}: {self.tokuhashi.survival})"
+                 + (f"  after {self.weeks_delay:g} weeks of delay" if self.weeks_delay else "")]
+        widths = [2, 58, 6, 5, 7, 6, 5, 6, 5, 6, 7, 5, 6]
+        lines.append(" ".join(h.ljust(w) for h, w in zip(heads, widths)))
+        for r in rows:
+            mark = ("*" if r["pareto"] else " ") + ("N" if r["noms"] else " ")
+            cells = [str(r["rank"]).ljust(2), (r["strategy"][:54] + " " + mark).ljust(58)]
+            for (key, _), w in zip(COLUMNS, widths[2:]):
+                v = r[key]
+                text = ("n/a" if v is None else f"{v:.0f}" + ("%" if key not in ("time", "hospital") else "")).ljust(w)
+                cells.append(paint(text, "1") if v is not None and best.get(key) == v else text)
+            d95 = r["gtv_d95_gy"]
+            cells.append(("-" if d95 is None else f"{d95:.1f}").ljust(7))
+            status = r["constraints"]
+            cells.append(paint(status.ljust(5), "32" if status == "pass" else "31") if status != "-" else "-    ")
+            cells.append(f"{r['score']:+.2f}")
+            lines.append(" ".join(cells))
+        lines.append("* Pareto-optimal   N the NOMS recommendation   bold: best in its column   "
+                     "weights: " + ", ".join(f"{k} {v:g}" for k, v in self.weights.items()))
+        lines.append(f"NOMS: {self.noms.summary}. {self.comment}")
+        lines.append(self.disclaimer)
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        return {"case": self.case_id, "title": self.title, "weeks_delay": self.weeks_delay,
+                "escc_grade_measured": self.escc_grade, "sins": self.sins_total,
+                "noms": {"summary": self.noms.summary, "strategy": self.noms_key,
+                         "parts": [{"name": p.name, "finding": p.finding, "decision": p.decision, "reason": p.reason,
+                                    "sources": list(p.sources)} for p in self.noms.parts]},
+                "tokuhashi": {"total": self.tokuhashi.total, "band": self.tokuhashi.band,
+                              "survival": self.tokuhashi.survival, "source": self.tokuhashi.source},
+                "tomita": {"total": self.tomita.total, "band": self.tomita.band, "treatment": self.tomita.treatment,
+                           "source": self.tomita.source},
+                "weights": self.weights, "ranking": list(self.ranking), "pareto": sorted(self.pareto),
+                "comment": self.comment, "strategies": [r.as_dict() | {"score": self.scores[r.strategy.key]}
+                                                        for r in self.ranked()],
+                "disclaimer": self.disclaimer}
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), indent=2, allow_nan=False, default=str)
+
+    def to_csv(self) -> str:
+        buffer = io.StringIO()
+        rows = self.rows()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        buffer.write(f"# {self.disclaimer}\n")
+        return buffer.getvalue()
+
+
+def _check_weights(weights: dict | None) -> dict:
+    merged = dict(DEFAULT_WEIGHTS)
+    for key, value in (weights or {}).items():
+        if key not in DEFAULT_WEIGHTS:
+            raise ValueError(f"weights: unknown key {key!r}; allowed: {', '.join(DEFAULT_WEIGHTS)}")
+        if not isinstance(value, (int, float)) or not 0 <= value <= 100:
+            raise ValueError(f"weights[{key!r}] must be a number in 0..100, got {value!r}")
+        merged[key] = float(value)
+    return merged
+
+
+def _comment(results, scores, ranking, noms_key, weights) -> str:
+    top = ranking[0]
+    if top == noms_key:
+        return "The ranking's first choice is the NOMS recommendation."
+    by_key = {r.strategy.key: r for r in results}
+    if noms_key not in by_key:
+        return f"The NOMS recommendation ({noms_key}) is not in this menu."
+    pair = [by_key[top], by_key[noms_key]]
+    reasons = []
+    for key in BENEFITS + HARMS + ("time", "hospital"):
+        weight = weights.get(key, 0.0)
+        direction = 1 if key in BENEFITS else -1
+        scale = 100.0 if key in BENEFITS + HARMS else 30.0
+        a, b = _filled(pair, key, direction)
+        gain = direction * weight * (a - b) / scale
+        if gain > 1e-6:
+            reasons.append((gain, key))
+    reasons.sort(reverse=True)
+    why = ", ".join(key.replace("_", " ") for _, key in reasons[:2]) or "the weights"
+    return (f"Disagreement (a teaching moment): with these weights '{by_key[top].strategy.label}' ranks first, "
+            f"ahead of the NOMS choice '{by_key[noms_key].strategy.label}', mostly on {why}. NOMS weighs the "
+            "neurologic, oncologic, mechanical and systemic findings as rules; the scorecard trades the "
+            "estimated outcomes against each other.")
+
+
+def compare_strategies(case: Case | str, *, strategies: list[Strategy] | None = None, weights: dict | None = None,
+                       weeks_delay: float = 0.0, grid_mm=(2.5, 2.5, 2.5), engine: str = "pencil",
+                       progress=None) -> Scorecard:
+    """Evaluate and rank a menu of strategies on a case.
+
+    Parameters
+    ----------
+    case : str or Case
+        Teaching case id, path or Case.
+    strategies : list of Strategy, optional
+        The menu; default :func:`planner.strategies.standard_strategies`.
+    weights : dict, optional
+        Ranking weights overriding :data:`DEFAULT_WEIGHTS` (keys from it, values 0..100).
+    weeks_delay : float
+        Weeks of untreated growth before treatment (0..520).
+    grid_mm, engine
+        Planning grid and dose engine ('pencil' by default: a scorecard plans many strategies).
+    progress : callable, optional
+        ``progress(message, done, total)`` after each step.
+
+    Examples
+    --------
+    >>> from planner.strategies import Strategy
+    >>> card = compare_strategies("l2_rcc_escc1a", strategies=[Strategy("bsc", "Best supportive care")],
+    ...                           grid_mm=(5.0, 5.0, 5.0))  # doctest: +SKIP
+    """
+    say = progress or (lambda message, done, total: None)
+    case = load_case(case) if isinstance(case, str) else case
+    weights = _check_weights(weights)
+    if not (isinstance(weeks_delay, (int, float)) and 0 <= weeks_delay <= 520):
+        raise ValueError(f"weeks_delay must be in 0..520 weeks, got {weeks_delay!r}")
+    say("measuring the scene (ESCC, SINS, NOMS, prognosis)", 0, 1)
+    measuring = build_scene(case, spacing_mm=MEASURING_GRID_MM)
+    planning = build_scene(case, spacing_mm=grid_mm)
+    if weeks_delay:
+        measuring, planning = grow(measuring, weeks_delay), grow(planning, weeks_delay)
+    escc = measure_escc_grade(measuring)
+    sins_score = sins(measuring)
+    prognosis = tokuhashi(case, measuring)
+    assessment = noms(measuring, case, escc=escc, sins_score=sins_score, prognosis=prognosis)
+    menu = strategies if strategies is not None else standard_strategies(
+        case, sins_total=sins_score.total, mechanical_pain=case.patient.get("pain") == "mechanical")
+    keys = [s.key for s in menu]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"strategy keys must be unique, got {keys}")
+    survival = {"band": prognosis.survival, "short": prognosis.survival.startswith("<"), "source": prognosis.source}
+    results = []
+    for i, strategy in enumerate(menu):
+        say(f"strategy {i + 1}/{len(menu)}: {strategy.label}", i, len(menu))
+        results.append(evaluate_strategy(case, strategy, scene=planning, escc_grade=escc.grade, survival=survival,
+                                         engine=engine))
+    say("ranking", len(menu), len(menu))
+    totals = _scores(results, weights)
+    scores = {r.strategy.key: s for r, s in zip(results, totals)}
+    ranking = tuple(sorted(scores, key=lambda k: (-scores[k], keys.index(k))))
+    noms_key = noms_strategy_key(assessment)
+    return Scorecard(case.id, case.title, float(weeks_delay), escc.grade, sins_score.total, assessment, prognosis,
+                     tomita(case, measuring), tuple(results), scores, ranking, frozenset(_pareto(results)), weights,
+                     noms_key, _comment(results, scores, ranking, noms_key, weights), planning)

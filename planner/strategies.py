@@ -1,0 +1,299 @@
+"""Strategies: a sequence of surgical procedures and a radiotherapy regimen, evaluated on a case.
+
+A :class:`Strategy` is data (procedures from :mod:`scenes.surgery`, a :class:`Regimen` and
+its technique, an optional systemic-therapy component). :func:`evaluate_strategy` operates on
+the case's scene, plans the radiotherapy on the operated scene, checks the cord constraints
+and turns the dose and the case's facts into the outcome estimates of
+:mod:`planner.outcomes`; :func:`planner.scorecard.compare_strategies` ranks a menu of them.
+Teaching and research only, not for clinical use.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from scenes import surgery
+from scenes.cases import Case, load_case
+from scenes.scene import Scene
+
+from .outcomes import (Estimate, ambulation, course_days, fracture_risk, hospital_days, local_control,
+                       myelopathy_risk, outcome_tables, pain_response, surgical_risk)
+from .plan import PlanResult, Regimen, plan_case
+from .radiobiology import eqd2
+
+__all__ = ["Procedure", "Strategy", "StrategyResult", "standard_strategies", "evaluate_strategy",
+           "radiosensitivity_of", "PROCEDURES", "TECHNIQUES"]
+
+#: Procedure name -> (function of scenes.surgery, its option, open surgery?, decompresses the cord?)
+PROCEDURES = {
+    "separation_surgery": (surgery.separation_surgery, "gap_mm", True, True),
+    "laminectomy": (surgery.laminectomy, None, True, True),
+    "posterior_instrumentation": (surgery.posterior_instrumentation, "material", True, False),
+    "vertebral_augmentation": (surgery.vertebral_augmentation, None, False, False),
+    "corpectomy_with_cage": (surgery.corpectomy_with_cage, "material", True, True),
+}
+#: Radiotherapy technique -> (beam arrangement, constraint protocol).
+TECHNIQUES = {"sbrt": ("sbrt_fan", "hytec"), "cebrt": ("ap_pa", "quantec")}
+
+
+@dataclass(frozen=True)
+class Procedure:
+    """One surgical procedure with its option (gap for separation surgery, implant material)."""
+
+    name: str
+    option: float | str | None = None
+
+    def __post_init__(self):
+        if self.name not in PROCEDURES:
+            raise ValueError(f"procedure name must be one of {', '.join(PROCEDURES)}, got {self.name!r}")
+        wanted = PROCEDURES[self.name][1]
+        if wanted is None and self.option is not None:
+            raise ValueError(f"procedure {self.name} takes no option, got {self.option!r}")
+
+    def apply(self, scene: Scene) -> Scene:
+        function, option, _, _ = PROCEDURES[self.name]
+        if option is None or self.option is None:
+            return function(scene)
+        return function(scene, self.option)
+
+    @property
+    def open_surgery(self) -> bool:
+        return PROCEDURES[self.name][2]
+
+    @property
+    def decompresses(self) -> bool:
+        return PROCEDURES[self.name][3]
+
+    @property
+    def label(self) -> str:
+        words = self.name.replace("_", " ")
+        if self.name == "separation_surgery" and self.option is not None:
+            return f"separation surgery ({self.option:g} mm gap)"
+        if isinstance(self.option, str):
+            return f"{words} ({self.option.replace('_', '-')})"
+        return words
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """Procedures, then radiotherapy (or not), plus an optional systemic-therapy component.
+
+    ``systemic_therapy`` is a description only: no cited source in the project gives figures
+    for its effect, so it changes no estimate, and it never replaces the decompression of a
+    compressed cord.
+    """
+
+    key: str
+    label: str
+    procedures: tuple = ()
+    regimen: Regimen | None = None
+    technique: str | None = None
+    systemic_therapy: str | None = None
+
+    def __post_init__(self):
+        if not self.key or not self.key.replace("_", "").isalnum():
+            raise ValueError(f"strategy key must be letters, digits and underscores, got {self.key!r}")
+        if any(not isinstance(p, Procedure) for p in self.procedures):
+            raise ValueError("strategy procedures must be Procedure objects")
+        if (self.regimen is None) != (self.technique is None):
+            raise ValueError(f"strategy {self.key}: give both regimen and technique, or neither")
+        if self.technique is not None and self.technique not in TECHNIQUES:
+            raise ValueError(f"strategy {self.key}: technique must be one of {', '.join(TECHNIQUES)}, got {self.technique!r}")
+        if self.technique == "sbrt" and self.regimen.fractions > 5:
+            raise ValueError(f"strategy {self.key}: SBRT takes 1-5 fractions, got {self.regimen.fractions}")
+
+    @property
+    def open_surgery(self) -> bool:
+        return any(p.open_surgery for p in self.procedures)
+
+    @property
+    def decompressed(self) -> bool:
+        return any(p.decompresses for p in self.procedures)
+
+    @property
+    def kind(self) -> str:
+        if self.regimen is None:
+            return "surgery alone" if self.procedures else "best supportive care"
+        return ("surgery + " if self.procedures else "") + ("SBRT" if self.technique == "sbrt" else "cEBRT")
+
+
+def radiosensitivity_of(case: Case) -> str:
+    """The histology's response class to conventional RT (scenes/data/histology.toml)."""
+    from scenes._data import load_data
+
+    return str(load_data("histology")["histology"][case.histology]["radiosensitivity"]["value"])
+
+
+def _sbrt(gap_mm: float, material: str) -> tuple:
+    return (Procedure("separation_surgery", gap_mm), Procedure("posterior_instrumentation", material))
+
+
+def standard_strategies(case: Case | str, *, sins_total: int | None = None, mechanical_pain: bool | None = None) -> list[Strategy]:
+    """The standard menu for a case.
+
+    cEBRT alone (8 Gy x1, 20 Gy/5), SBRT alone (24 Gy/2, SC.24), separation surgery (2 mm gap,
+    CF-PEEK screws, the reference's preferred material for planning) + SBRT 27 Gy/3 (Laufer's
+    high-dose hypofractionated band), decompression + cEBRT 30 Gy/10 (Patchell), surgery alone
+    and best supportive care; stabilisation + SBRT when SINS is 7 or more and cement
+    augmentation + SBRT for mechanical pain (NOMS mechanical rules); a re-irradiation SBRT
+    course when the case had prior radiotherapy; systemic therapy named where the histology is
+    radiosensitive.
+    """
+    case = load_case(case) if isinstance(case, str) else case
+    sensitivity = radiosensitivity_of(case)
+    systemic = "systemic therapy per histology" if sensitivity == "radiosensitive" else None
+    menu = [
+        Strategy("cebrt_8gy_1fx", "cEBRT 8 Gy x1", (), Regimen(8.0, 1), "cebrt", systemic),
+        Strategy("cebrt_20gy_5fx", "cEBRT 20 Gy/5", (), Regimen(20.0, 5), "cebrt", systemic),
+        Strategy("sbrt_24gy_2fx", "SBRT 24 Gy/2", (), Regimen(24.0, 2), "sbrt", systemic),
+        Strategy("separation_sbrt_27gy_3fx", "Separation surgery (2 mm) + CF-PEEK screws, then SBRT 27 Gy/3",
+                 _sbrt(2.0, "cf_peek"), Regimen(27.0, 3), "sbrt", systemic),
+        Strategy("decompression_cebrt_30gy_10fx", "Decompression + titanium screws, then cEBRT 30 Gy/10",
+                 (Procedure("laminectomy"),) + _sbrt(2.0, "titanium"), Regimen(30.0, 10), "cebrt", systemic),
+    ]
+    threshold = int(outcome_tables()["surgery"].get("sins_surgical_consult", 7))
+    if sins_total is not None and sins_total >= threshold:
+        menu.append(Strategy("stabilisation_sbrt_24gy_2fx", "Posterior stabilisation (CF-PEEK), then SBRT 24 Gy/2",
+                             (Procedure("posterior_instrumentation", "cf_peek"),), Regimen(24.0, 2), "sbrt", systemic))
+    if mechanical_pain:
+        menu.append(Strategy("augmentation_sbrt_24gy_2fx", "Cement augmentation, then SBRT 24 Gy/2",
+                             (Procedure("vertebral_augmentation"),), Regimen(24.0, 2), "sbrt", systemic))
+    if case.patient.get("prior_radiotherapy"):
+        menu.append(Strategy("reirradiation_sbrt_30gy_4fx", "Re-irradiation SBRT 30 Gy/4", (), Regimen(30.0, 4), "sbrt"))
+    menu += [
+        Strategy("separation_surgery_alone", "Separation surgery (2 mm) + CF-PEEK screws, no RT", _sbrt(2.0, "cf_peek")),
+        Strategy("best_supportive_care", "Best supportive care (steroids, analgesia)", systemic_therapy=systemic),
+    ]
+    return menu
+
+
+@dataclass(frozen=True, eq=False)
+class StrategyResult:
+    """One evaluated strategy: dosimetry, outcome estimates, time, flags."""
+
+    strategy: Strategy
+    dosimetry: dict
+    constraints: list
+    estimates: dict  # name -> Estimate
+    days_to_end_of_rt: int | None
+    flags: tuple
+    plan: PlanResult | None = field(default=None, repr=False)
+
+    def value(self, name: str) -> float | None:
+        return self.estimates[name].value if name in self.estimates else None
+
+    def as_dict(self) -> dict:
+        return {"key": self.strategy.key, "label": self.strategy.label, "kind": self.strategy.kind,
+                "procedures": [p.label for p in self.strategy.procedures],
+                "regimen": None if self.strategy.regimen is None else
+                {"dose_gy": self.strategy.regimen.dose_gy, "fractions": self.strategy.regimen.fractions,
+                 "technique": self.strategy.technique},
+                "systemic_therapy": self.strategy.systemic_therapy,
+                "dosimetry": self.dosimetry, "constraints": self.constraints,
+                "estimates": {k: e.as_dict() for k, e in self.estimates.items()},
+                "days_to_end_of_rt": self.days_to_end_of_rt, "flags": list(self.flags)}
+
+
+def _finite(value):
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _dosimetry(plan: PlanResult) -> tuple[dict, list]:
+    metrics = plan.metrics
+    neural = "thecal_sac" if "thecal_sac" in metrics else ("spinal_cord" if "spinal_cord" in metrics else "cauda_equina")
+    dosimetry = {
+        "gtv_d90_gy": _finite(metrics.get("gtv", {}).get("D90%")),
+        "gtv_d95_gy": _finite(metrics.get("gtv", {}).get("D95%")),
+        "ptv_d90_gy": _finite(metrics.get("ptv", {}).get("D90%")),
+        "ptv_coverage": _finite(plan.coverage_achieved),
+        "epidural_d90_gy": _finite(metrics.get("epidural_disease", {}).get("D90%")),
+        "cord_pmax_gy": _finite(metrics.get(neural, {}).get("Dmax")),
+        "cord_pmax_structure": neural,
+        "achievable_prescription_gy": _finite(plan.achievable_prescription_gy),
+    }
+    constraints = [{"structure": c.structure, "metric": c.metric, "value_gy": _finite(c.value_gy),
+                    "limit_gy": _finite(c.limit_gy), "margin_gy": _finite(c.margin_gy), "status": c.status,
+                    "protocol": c.protocol, "source": c.source} for c in plan.constraints]
+    return dosimetry, constraints
+
+
+def evaluate_strategy(case: Case | str, strategy: Strategy, *, scene: Scene, escc_grade: str,
+                      survival: dict | None = None, engine: str = "pencil", progress=None) -> StrategyResult:
+    """Operate, plan and score one strategy on ``scene`` (the case's pre-treatment scene).
+
+    ``escc_grade`` is the grade measured on the pre-treatment scene; ``survival`` the
+    prognosis (``{"band": "< 6 months", "short": True, "source": ...}``, short meaning an
+    expected survival under 6 months) used to flag strategies whose recovery is out of
+    keeping with it.
+    """
+    case = load_case(case) if isinstance(case, str) else case
+    patient = case.patient
+    sensitivity = radiosensitivity_of(case)
+    operated = scene
+    for procedure in strategy.procedures:
+        operated = procedure.apply(operated)
+    flags = []
+    estimates: dict[str, Estimate] = {}
+    plan = None
+    dosimetry, constraints = {}, []
+    surgery_table = outcome_tables()["surgery"]
+    rt_start = (surgery_table["rt_wait_days"] + 1) if strategy.open_surgery else 1
+    days = None
+    if strategy.regimen is not None:
+        arrangement, protocol = TECHNIQUES[strategy.technique]
+        plan = plan_case(case, regimen=strategy.regimen, protocol=protocol, arrangement=arrangement, engine=engine,
+                         scene=operated, progress=progress)
+        dosimetry, constraints = _dosimetry(plan)
+        fractions = strategy.regimen.fractions
+        stereotactic = strategy.technique == "sbrt"
+        setting = "conventional" if not stereotactic else ("postoperative" if strategy.decompressed else "de_novo")
+        estimates["local_control"] = local_control(setting=setting, fractions=fractions,
+                                                   gtv_d95_gy=dosimetry["gtv_d95_gy"], escc_grade=escc_grade,
+                                                   radiosensitivity=sensitivity)
+        prior = patient.get("prior_radiotherapy")
+        prior_eqd2 = float(eqd2(prior["dose_gy"], prior["fractions"], 2.0)) if prior else 0.0
+        pmax = dosimetry["cord_pmax_gy"]
+        estimates["myelopathy"] = myelopathy_risk(pmax_gy=pmax if pmax is not None else float("nan"),
+                                                  fractions=fractions, stereotactic=stereotactic,
+                                                  prior_eqd2_gy=prior_eqd2)
+        estimates["fracture"] = fracture_risk(dose_per_fraction_gy=strategy.regimen.dose_gy / fractions,
+                                              stereotactic=stereotactic, lytic=case.lesion.kind == "lytic",
+                                              baseline_collapse=case.lesion.collapse_pct > 0,
+                                              deformity=patient.get("alignment", "normal") != "normal")
+        estimates["pain"] = pain_response(stereotactic=stereotactic)
+        days = rt_start + course_days(fractions) - 1
+        if any(c["status"] == "fail" for c in constraints):
+            flags.append("a cord or organ constraint fails: " + ", ".join(
+                f"{c['structure']} {c['metric']}" for c in constraints if c["status"] == "fail"))
+        if dosimetry["ptv_coverage"] is not None and dosimetry["ptv_coverage"] < 1.0:
+            flags.append(f"cord-limited: PTV coverage {100 * dosimetry['ptv_coverage']:.0f}% of the prescription")
+        if stereotactic and fractions == 1 and strategy.regimen.dose_gy >= 16:
+            flags.append("single fraction >= 16 Gy: the LQ model is extrapolated (reference radiobiology.formulas)")
+    else:
+        none = Estimate(None, "%", "no radiotherapy")
+        estimates["local_control"] = Estimate(0.0, "%", "no local treatment of the tumour: no control assumed") \
+            if not strategy.procedures else Estimate(None, "%", "surgery without radiotherapy: no cohort in the reference")
+        estimates["myelopathy"] = Estimate(0.0, "%", "no radiotherapy", None, True)
+        estimates["fracture"] = none
+        estimates["pain"] = pain_response(stereotactic=None)
+    ambulatory = bool(patient.get("ambulatory", True))
+    paraplegic = patient.get("deficit_duration_hours", 0.0) if patient.get("frankel") in ("A", "B") else 0.0
+    conventional_fractions = strategy.regimen.fractions if strategy.technique == "cebrt" else None
+    estimates["walking"] = ambulation(escc_grade=escc_grade, ambulatory=ambulatory, decompressed=strategy.decompressed,
+                                      treated=bool(strategy.procedures) or strategy.regimen is not None,
+                                      radiosensitivity=sensitivity, conventional_fractions=conventional_fractions,
+                                      paraplegic_hours=paraplegic)
+    risks = surgical_risk(open_surgery=strategy.open_surgery, rt_start_day=rt_start if strategy.regimen else None)
+    estimates["complications"] = risks["complications"]
+    estimates["wound"] = risks["wound"]
+    estimates["hospital"] = hospital_days(open_surgery=strategy.open_surgery)
+    if strategy.open_surgery and survival is not None and survival.get("short"):
+        flags.append(f"open surgery with an expected survival of {survival['band']} ({survival['source']}): "
+                     f"{surgery_table['min_survival_note']} Recovery and the {surgery_table['rt_wait_days']}-day "
+                     "wound wait take a large share of the time left")
+    if strategy.open_surgery and paraplegic > outcome_tables()["ambulation"]["paraplegia_window"]["hours"]:
+        flags.append(f"paraplegic for {paraplegic:g} h: outside Patchell's population, decompression has no proven benefit")
+    if strategy.systemic_therapy and escc_grade in ("2", "3") and not strategy.decompressed and strategy.regimen is None:
+        flags.append("systemic therapy does not decompress a compressed cord")
+    return StrategyResult(strategy, dosimetry, constraints, estimates, days, tuple(flags), plan)
