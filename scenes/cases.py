@@ -4,6 +4,25 @@ A case file has three tables, ``[case]``, ``[patient]`` and ``[lesion]`` (see
 ``scenes/data/cases/*.toml``). :func:`load_case` checks every field (unknown keys, types,
 ranges, and combinations that cannot exist) and raises :class:`CaseError` naming the file,
 the field, the value and what is allowed; it never returns a half-built case.
+
+Optional ``[patient]`` inputs of the prognostic scores (revised Tokuhashi, Tomita) and their
+defaults when a file leaves them out:
+
+* ``kps`` Karnofsky performance status, 10..100 in steps of 10. Default: from ``ecog`` by the
+  reference's approximate KPS<->ECOG mapping (karnofsky1948; no formal published mapping),
+  taking the upper KPS of the pair the mapping gives that grade: ECOG 0 -> 100, 1 -> 80,
+  2 -> 60, 3 -> 40, 4 -> 20 (``KPS_FROM_ECOG``). A given KPS must map to within one grade of
+  ``ecog``.
+* ``extraspinal_bone_metastases`` count of bone metastases outside the spine, 0..1000,
+  default 0.
+* ``vertebral_metastases`` count of vertebrae with metastases, the index one included,
+  1..25, default 1.
+* ``visceral_metastases_status`` none, removable or unremovable (major internal organs, the
+  Tokuhashi wording). Default: "unremovable" when the boolean ``visceral_metastases`` is true
+  (the cautious reading of a bare "yes"), else "none"; the boolean, when also given, must
+  agree (false exactly when the status is "none").
+
+``patient["prognosis_defaults"]`` names those of the four that the file left to the default.
 """
 
 from __future__ import annotations
@@ -23,7 +42,7 @@ from .phantom import default_grid, render_phantom
 from .scene import Scene
 
 __all__ = ["Case", "CaseError", "load_case", "parse_case", "list_cases", "case_path", "build_scene", "grow",
-           "HISTOLOGIES", "DEFAULT_CASE"]
+           "HISTOLOGIES", "DEFAULT_CASE", "KPS_FROM_ECOG", "VISCERAL_STATUS"]
 
 DEFAULT_CASE = "t10_rcc_escc2"
 HISTOLOGIES = tuple(load_data("histology")["histology"])
@@ -32,6 +51,13 @@ FRANKEL = ("A", "B", "C", "D", "E")
 PAIN = ("mechanical", "occasional", "none")
 ALIGNMENT = ("normal", "de_novo_deformity", "subluxation")
 SYSTEMIC = ("none", "limited", "extensive")
+VISCERAL_STATUS = ("none", "removable", "unremovable")
+KPS_LEVELS = (10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
+#: Default KPS per ECOG grade: the upper KPS of the reference's approximate mapping pair
+#: (kps 100-90 -> ECOG 0, 80-70 -> 1, 60-50 -> 2, 40-30 -> 3, 20-10 -> 4; karnofsky1948,
+#: "no formal published mapping"). Same table as planner/protocols/scores.toml [kps].
+KPS_FROM_ECOG = {0: 100, 1: 80, 2: 60, 3: 40, 4: 20}
+PROGNOSIS_INPUTS = ("kps", "extraspinal_bone_metastases", "vertebral_metastases", "visceral_metastases_status")
 POSTEROLATERAL = ("none", "unilateral", "bilateral")
 #: Lowest level whose canal holds only cauda equina (the conus ends at L1, saifuddin1998_conus).
 FIRST_CAUDA_LEVEL = "L2"
@@ -107,6 +133,40 @@ class _Checker:
         return value
 
 
+def _ecog_of_kps(kps: int) -> int:
+    """ECOG grade of a KPS by the approximate mapping (100-90 -> 0, 80-70 -> 1, ..., 20-10 -> 4)."""
+    return min(4, (100 - kps) // 20)
+
+
+def _prognostic_inputs(c: _Checker, patient: dict, ecog: int) -> dict:
+    """The optional inputs of the prognostic scores, validated, with their defaults."""
+    out = {"prognosis_defaults": tuple(key for key in PROGNOSIS_INPUTS if key not in patient)}
+    if "kps" in patient:
+        kps = c.number(patient, "patient", "kps", 10, 100, integer=True)
+        if kps not in KPS_LEVELS:
+            c.fail("patient.kps", kps, "one of " + ", ".join(map(str, KPS_LEVELS)))
+        if abs(_ecog_of_kps(kps) - ecog) > 1:
+            c.fail("patient.kps", kps, f"a KPS within one grade of ECOG {ecog} by the approximate KPS<->ECOG mapping "
+                   f"(default {KPS_FROM_ECOG[ecog]})")
+        out["kps"] = kps
+    else:
+        out["kps"] = KPS_FROM_ECOG[ecog]
+    out["extraspinal_bone_metastases"] = c.number(patient, "patient", "extraspinal_bone_metastases", 0, 1000,
+                                                  default=0, integer=True)
+    out["vertebral_metastases"] = c.number(patient, "patient", "vertebral_metastases", 1, 25, default=1, integer=True)
+    flag = patient.get("visceral_metastases")
+    if "visceral_metastases_status" in patient:
+        status = c.choice(patient, "patient", "visceral_metastases_status", VISCERAL_STATUS)
+        if isinstance(flag, bool) and flag != (status != "none"):
+            c.fail("patient.visceral_metastases_status", status,
+                   f"{'removable or unremovable' if flag else 'none'} with visceral_metastases = {str(flag).lower()}")
+        out["visceral_metastases"] = status != "none"
+    else:
+        status = "unremovable" if flag is True else "none"
+    out["visceral_metastases_status"] = status
+    return out
+
+
 def parse_case(data: dict, *, where: str = "<case>") -> Case:
     """Validate a parsed case (a dict as read from TOML) and return the Case."""
     c = _Checker(where)
@@ -114,7 +174,8 @@ def parse_case(data: dict, *, where: str = "<case>") -> Case:
     case = c.table(data["case"], "case", {"id", "title", "level"}, {"description", "teaching_scenario", "expected_sins"})
     patient = c.table(data["patient"], "patient", {"histology", "ecog", "neurology", "frankel", "ambulatory"},
                       {"deficit_duration_hours", "systemic_disease", "visceral_metastases", "pain", "alignment",
-                       "prior_radiotherapy", "age_years"})
+                       "prior_radiotherapy", "age_years", "kps", "extraspinal_bone_metastases", "vertebral_metastases",
+                       "visceral_metastases_status"})
     lesion = c.table(data["lesion"], "lesion", {"sites", "kind", "escc_grade"},
                      {"body_fraction", "epidural_side", "paraspinal_mm", "collapse_pct", "posterolateral"})
     case_id = c.text(case, "case", "id")
@@ -142,6 +203,7 @@ def parse_case(data: dict, *, where: str = "<case>") -> Case:
         "age_years": c.number(patient, "patient", "age_years", 18, 110, default=60),
         "prior_radiotherapy": None,
     }
+    clean.update(_prognostic_inputs(c, patient, clean["ecog"]))
     prior = patient.get("prior_radiotherapy")
     if prior is not None:
         c.table(prior, "patient.prior_radiotherapy", {"dose_gy", "fractions", "months_ago"}, set())

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scenes.cases import CaseError, case_path, grow, list_cases, load_case, parse_case
+from scenes.cases import KPS_FROM_ECOG, CaseError, case_path, grow, list_cases, load_case, parse_case
 from scenes.escc import measure_escc_grade
 from scenes.lesions import ESCC_GRADES
 from tests.conftest import case_scene
@@ -69,6 +69,15 @@ BAD = [
     ("lesion.body_fraction", 1.5, "lesion.body_fraction"),
     ("lesion.collapse_pct", float("nan"), "lesion.collapse_pct"),
     ("lesion.posterolateral", "bilateral", "lesion.posterolateral"),
+    ("patient.kps", 85, "patient.kps"),
+    ("patient.kps", 0, "patient.kps"),
+    ("patient.kps", "good", "patient.kps"),
+    ("patient.kps", 30, "patient.kps"),  # ECOG 1 in the file: KPS 30 is ECOG 3 by the mapping
+    ("patient.extraspinal_bone_metastases", -1, "patient.extraspinal_bone_metastases"),
+    ("patient.extraspinal_bone_metastases", 2.5, "patient.extraspinal_bone_metastases"),
+    ("patient.vertebral_metastases", 0, "patient.vertebral_metastases"),
+    ("patient.vertebral_metastases", True, "patient.vertebral_metastases"),
+    ("patient.visceral_metastases_status", "treatable", "patient.visceral_metastases_status"),
 ]
 
 
@@ -95,6 +104,32 @@ def test_impossible_combinations_are_refused():
         parse_case(data, where="x.toml")
 
 
+def test_prognostic_inputs_have_documented_defaults():
+    patient = load_case("t10_rcc_escc2").patient  # ECOG 1, no prognostic inputs in the file
+    assert (patient["kps"], patient["extraspinal_bone_metastases"], patient["vertebral_metastases"],
+            patient["visceral_metastases_status"]) == (80, 0, 1, "none")
+    assert set(patient["prognosis_defaults"]) == {"kps", "extraspinal_bone_metastases", "vertebral_metastases",
+                                                  "visceral_metastases_status"}
+    assert [KPS_FROM_ECOG[grade] for grade in range(5)] == [100, 80, 60, 40, 20]
+    paraplegia = load_case("t4_nsclc_escc3_paraplegia").patient  # visceral_metastases = true, no status
+    assert paraplegia["visceral_metastases_status"] == "unremovable" and paraplegia["kps"] == 20
+    given = parse_case(with_change("patient.kps", 70), where="x.toml").patient
+    assert given["kps"] == 70 and "kps" not in given["prognosis_defaults"]
+
+
+def test_visceral_flag_and_status_must_agree():
+    data = with_change("patient.visceral_metastases_status", "removable")
+    case = parse_case(data, where="x.toml")
+    assert case.patient["visceral_metastases"] is True  # derived from the status
+    data["patient"]["visceral_metastases"] = False
+    with pytest.raises(CaseError, match="'patient.visceral_metastases_status'.*allowed: none"):
+        parse_case(data, where="x.toml")
+    data = with_change("patient.visceral_metastases", True)
+    data["patient"]["visceral_metastases_status"] = "none"
+    with pytest.raises(CaseError, match="'patient.visceral_metastases_status'.*removable or unremovable"):
+        parse_case(data, where="x.toml")
+
+
 def test_bad_files(tmp_path):
     broken = tmp_path / "broken.toml"
     broken.write_text("[case\nid = ")
@@ -112,7 +147,8 @@ JSONISH = st.recursive(
     max_leaves=6,
 )
 FIELDS = [f"{table}.{key}" for table, keys in valid().items() if isinstance(keys, dict) for key in keys] + \
-    ["case.unknown", "patient.prior_radiotherapy"]
+    ["case.unknown", "patient.prior_radiotherapy", "patient.kps", "patient.extraspinal_bone_metastases",
+     "patient.vertebral_metastases", "patient.visceral_metastases_status"]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
