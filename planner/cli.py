@@ -51,6 +51,23 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--beams", default="sbrt_fan", help="sbrt_fan (9 beams), arc, pa or ap_pa")
     plan.add_argument("--beamlet-mm", type=float, default=5.0, help="beamlet size at the isocentre: 5 (default) or 2.5")
     plan.add_argument("--json", default=None, help="also write the result as JSON to this file")
+    compare = commands.add_parser("compare", help="compare the standard strategies on a case: the teaching scorecard")
+    compare.add_argument("case", help="teaching case id or a case .toml file")
+    compare.add_argument("--weeks-delay", type=float, default=0.0, help="weeks of untreated growth before treatment")
+    compare.add_argument("--weights", default=None,
+                         help="ranking weights, e.g. walking=3,local_control=1 (keys: local_control, walking, pain, "
+                              "myelopathy, fracture, complications, wound, time, hospital)")
+    compare.add_argument("--strategies", default=None,
+                         help="comma-separated strategy keys from the standard menu (default: the whole menu)")
+    compare.add_argument("--spacing-mm", type=_spacing, default=(2.5, 2.5, 2.5), help="planning grid z,y,x in mm")
+    compare.add_argument("--json", default=None, help="also write the scorecard as JSON to this file")
+    compare.add_argument("--csv", default=None, help="also write the scorecard as CSV to this file")
+    compare.add_argument("--no-colour", action="store_true", help="plain text (colours are on for terminals)")
+    line = commands.add_parser("timeline", help="delay of diagnosis: re-evaluate a case after weeks of growth")
+    line.add_argument("case", help="teaching case id or a case .toml file")
+    line.add_argument("--weeks", default="0,2,4,8,12", help="comma-separated delays in weeks (default 0,2,4,8,12)")
+    line.add_argument("--spacing-mm", type=_spacing, default=(2.5, 2.5, 2.5), help="planning grid z,y,x in mm")
+    line.add_argument("--json", default=None, help="also write the timeline as JSON to this file")
     return parser
 
 
@@ -125,6 +142,78 @@ def _plan(args, out) -> int:
     return 0
 
 
+def _weights(text: str | None) -> dict | None:
+    if not text:
+        return None
+    weights = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        try:
+            weights[key.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"--weights items must be key=number, got {item!r}") from None
+        if not sep:
+            raise ValueError(f"--weights items must be key=number, got {item!r}")
+    return weights
+
+
+def _outputs(args, *names) -> None:
+    for name in names:
+        path = getattr(args, name, None)
+        if path and not Path(path).parent.exists():
+            raise ValueError(f"--{name} folder {str(Path(path).parent)!r} does not exist")
+
+
+def _compare(args, out) -> int:
+    from ._progress import ProgressBar
+    from scenes.cases import load_case
+
+    from .scorecard import compare_strategies
+    from .strategies import standard_strategies
+
+    _outputs(args, "json", "csv")
+    weights = _weights(args.weights)
+    case = load_case(args.case)
+    menu = None
+    if args.strategies:
+        everything = {s.key: s for s in standard_strategies(case, sins_total=18, mechanical_pain=True)}
+        wanted = [key.strip() for key in args.strategies.split(",")]
+        unknown = [key for key in wanted if key not in everything]
+        if unknown:
+            raise ValueError(f"--strategies: unknown {', '.join(unknown)}; allowed: {', '.join(everything)}")
+        menu = [everything[key] for key in wanted]
+    card = compare_strategies(case, strategies=menu, weights=weights, weeks_delay=args.weeks_delay, grid_mm=args.spacing_mm,
+                              progress=ProgressBar(sys.stderr))
+    colour = not args.no_colour and bool(getattr(out, "isatty", lambda: False)())
+    print(card.table(colour=colour), file=out)
+    if args.json:
+        write_atomically(args.json, lambda temporary: Path(temporary).write_text(card.to_json()))
+        print(f"wrote {args.json}", file=out)
+    if args.csv:
+        write_atomically(args.csv, lambda temporary: Path(temporary).write_text(card.to_csv()))
+        print(f"wrote {args.csv}", file=out)
+    return 0
+
+
+def _timeline(args, out) -> int:
+    import json
+
+    from ._progress import ProgressBar
+    from .timeline import timeline
+
+    _outputs(args, "json")
+    try:
+        weeks = [float(w) for w in args.weeks.split(",")]
+    except ValueError:
+        raise ValueError(f"--weeks must be comma-separated numbers like 0,2,4,8,12, got {args.weeks!r}") from None
+    result = timeline(args.case, weeks=weeks, grid_mm=args.spacing_mm, progress=ProgressBar(sys.stderr))
+    print(result.table(), file=out)
+    if args.json:
+        write_atomically(args.json, lambda temporary: Path(temporary).write_text(json.dumps(result.as_dict(), indent=2)))
+        print(f"wrote {args.json}", file=out)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = _parser()
@@ -142,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
             return _scene(args, out)
         if args.command == "plan":
             return _plan(args, out)
+        if args.command == "compare":
+            return _compare(args, out)
+        if args.command == "timeline":
+            return _timeline(args, out)
     except (CaseError, ValueError, KeyError, FileNotFoundError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
         print(f"spinesim {args.command}: error: {message}", file=sys.stderr)

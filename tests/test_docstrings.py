@@ -7,7 +7,7 @@ import pytest
 
 MODULES = ["scenes.grid", "scenes.shapes", "scenes.materials", "scenes.morphometry", "scenes.anatomy",
            "scenes.lesions", "scenes.phantom", "scenes.escc", "scenes.scene", "scenes.cases", "scenes.surgery",
-           "planner.beams", "planner.metrics", "planner.radiobiology", "planner.scores", "kernels.raytrace_cpu",
+           "planner.beams", "planner.metrics", "planner.radiobiology", "planner.scores", "planner.prognosis", "planner.outcomes", "kernels.raytrace_cpu",
            "kernels._dispatch"]
 
 

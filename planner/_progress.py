@@ -1,0 +1,32 @@
+"""A small text progress bar for the command line (no dependency).
+
+On a terminal the bar redraws in place; otherwise (pipes, logs, tests) each step is one
+timed line, so nothing is lost in CI output.
+"""
+
+from __future__ import annotations
+
+import time
+
+__all__ = ["ProgressBar"]
+
+
+class ProgressBar:
+    """``bar(message, done, total)`` draws ``[#####.....] done/total  12.3 s  message``."""
+
+    def __init__(self, out, *, width: int = 24):
+        self.out = out
+        self.width = width
+        self.start = time.perf_counter()
+        self.tty = bool(getattr(out, "isatty", lambda: False)())
+
+    def __call__(self, message: str, done: int, total: int) -> None:
+        total = max(int(total), 1)
+        filled = int(round(self.width * min(max(done, 0), total) / total))
+        line = (f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} "
+                f"{time.perf_counter() - self.start:6.1f} s  {message}")
+        if self.tty:
+            end = "\n" if done >= total else ""
+            print("\r" + line.ljust(110)[:110], end=end, file=self.out, flush=True)
+        else:
+            print(line, file=self.out, flush=True)

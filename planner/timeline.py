@@ -1,0 +1,184 @@
+"""Delay of diagnosis: the case re-evaluated after weeks of untreated growth.
+
+At each time point the lesion has grown by its histology's doubling time
+(:func:`scenes.cases.grow`); the ESCC grade and SINS are measured again, the neurological
+status follows the grade (a teaching assumption, ``planner/protocols/outcomes.toml``
+[untreated_course]: it never improves without treatment), NOMS is asked again, and SBRT
+alone, separation surgery + SBRT and cEBRT are planned and scored. The timeline says when
+the window for SBRT alone closes and when walking is lost. Teaching and research only, not
+for clinical use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from scenes.cases import FIRST_CAUDA_LEVEL, Case, build_scene, grow, load_case
+from scenes.escc import measure_escc_grade
+from scenes.morphometry import level_index
+
+from .figures import DISCLAIMER
+from .outcomes import outcome_tables, untreated_status
+from .prognosis import tokuhashi
+from .scorecard import MEASURING_GRID_MM, noms_strategy_key
+from .scores import noms, sins
+from .strategies import evaluate_strategy, standard_strategies
+
+__all__ = ["TimelinePoint", "Timeline", "timeline", "TIMELINE_STRATEGIES"]
+
+#: The strategies re-planned at every time point (the full menu at each would take minutes).
+TIMELINE_STRATEGIES = ("sbrt_24gy_2fx", "separation_sbrt_27gy_3fx", "cebrt_20gy_5fx")
+LOW_GRADES = ("0", "1a", "1b")
+
+
+@dataclass(frozen=True)
+class TimelinePoint:
+    weeks: float
+    volume_factor: float
+    escc_grade: str
+    neurological_status: str
+    ambulatory: bool
+    sins: int
+    recommendation: str
+    recommended_key: str
+    sbrt_alone_ok: bool
+    sbrt_alone_reason: str
+    best_key: str
+    best_label: str
+    ambulatory_probability: float | None
+    local_control_pct: dict  # strategy key -> value
+    walking_pct: dict
+    achievable_prescription_gy: float | None
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Timeline:
+    case_id: str
+    points: tuple
+    sbrt_window_closes_week: float | None
+    walking_lost_week: float | None
+    assumption: str
+    disclaimer: str = DISCLAIMER
+
+    def rows(self) -> list[dict]:
+        """Rows for :func:`planner.dose_figures.plot_timeline` and tables."""
+        return [{"weeks": p.weeks, "escc_grade": p.escc_grade, "sins": p.sins, "recommendation": p.recommendation,
+                 "sbrt_alone_ok": p.sbrt_alone_ok,
+                 "ambulatory_probability": None if p.ambulatory_probability is None else p.ambulatory_probability / 100.0,
+                 "status": p.neurological_status, "best": p.best_label} for p in self.points]
+
+    def table(self) -> str:
+        lines = [f"Delay timeline for {self.case_id}",
+                 f"{'weeks':>5} {'vol x':>5} {'ESCC':4} {'status':15} {'SINS':>4} {'SBRT alone':10} "
+                 f"{'walk (best)':>11} recommendation"]
+        for p in self.points:
+            walk = "n/a" if p.ambulatory_probability is None else f"{p.ambulatory_probability:.0f}%"
+            lines.append(f"{p.weeks:5g} {p.volume_factor:5.2f} {p.escc_grade:4} {p.neurological_status:15} {p.sins:4d} "
+                         f"{'yes' if p.sbrt_alone_ok else 'no':10} {walk:>11} {p.recommendation}")
+        closes = ("still open at the last point" if self.sbrt_window_closes_week is None
+                  else f"closes by week {self.sbrt_window_closes_week:g}")
+        lost = ("not lost within the timeline" if self.walking_lost_week is None
+                else f"lost by week {self.walking_lost_week:g}")
+        lines.append(f"SBRT-alone window: {closes}. Walking: {lost}.")
+        lines.append(f"Assumption: {self.assumption}")
+        lines.append(self.disclaimer)
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        return {"case": self.case_id, "points": [p.as_dict() for p in self.points],
+                "sbrt_window_closes_week": self.sbrt_window_closes_week, "walking_lost_week": self.walking_lost_week,
+                "assumption": self.assumption, "disclaimer": self.disclaimer}
+
+
+def _patient_at(case: Case, status: str) -> Case:
+    """The case with the neurological status of an untreated lesion at a later time."""
+    patient = dict(case.patient)
+    if status == patient.get("neurology") or (status == "non_ambulatory" and not patient.get("ambulatory", True)):
+        return case
+    cauda = level_index(case.level) >= level_index(FIRST_CAUDA_LEVEL)
+    frankel = outcome_tables()["untreated_course"]["status_to_frankel"][status]
+    if status == "intact":
+        return case
+    neurology = {"radiculopathy": "radiculopathy",
+                 "myelopathy": "cauda_equina_syndrome" if cauda else "myelopathy",
+                 "non_ambulatory": "cauda_equina_syndrome" if cauda else "myelopathy"}[status]
+    if patient.get("frankel", "E") < frankel:  # never better than the case's own grade (A worst)
+        frankel = patient["frankel"]
+    patient.update(neurology=neurology, frankel=frankel, ambulatory=frankel in ("D", "E"),
+                   deficit_duration_hours=max(float(patient.get("deficit_duration_hours", 0.0)), 1.0))
+    return replace(case, patient=patient)
+
+
+def timeline(case: Case | str, *, weeks=(0, 2, 4, 8, 12), grid_mm=(2.5, 2.5, 2.5), engine: str = "pencil",
+             strategy_keys=TIMELINE_STRATEGIES, progress=None) -> Timeline:
+    """Re-evaluate ``case`` after each delay in ``weeks`` (0..520, increasing).
+
+    ``strategy_keys``: the menu strategies planned at each point (SBRT alone is always
+    among them: it decides whether the SBRT-alone window is open).
+    """
+    say = progress or (lambda message, done, total: None)
+    case = load_case(case) if isinstance(case, str) else case
+    weeks = [float(w) for w in weeks]
+    if not weeks or any(not 0 <= w <= 520 for w in weeks) or weeks != sorted(set(weeks)):
+        raise ValueError(f"weeks must be distinct increasing values in 0..520, got {weeks}")
+    measuring0 = build_scene(case, spacing_mm=MEASURING_GRID_MM)
+    planning0 = build_scene(case, spacing_mm=grid_mm)
+    menu = {s.key: s for s in standard_strategies(case)}
+    keys = tuple(dict.fromkeys(("sbrt_24gy_2fx",) + tuple(strategy_keys)))
+    unknown = [k for k in keys if k not in menu]
+    if unknown:
+        raise ValueError(f"strategy_keys: unknown {', '.join(unknown)}; allowed: {', '.join(menu)}")
+    worst_grade_index, status = -1, case.patient.get("neurology", "intact")
+    order = ("0", "1a", "1b", "1c", "2", "3")
+    points = []
+    for n, week in enumerate(weeks):
+        say(f"week {week:g}: growing and measuring", n, len(weeks))
+        measuring = grow(measuring0, week) if week else measuring0
+        planning = grow(planning0, week) if week else planning0
+        escc = measure_escc_grade(measuring)
+        # An untreated lesion does not shrink: the grade read at a later time is at least the
+        # worst read before (the 2.5 mm planning grid can misread a sub-grade).
+        worst_grade_index = max(worst_grade_index, order.index(escc.grade))
+        grade = order[worst_grade_index]
+        status = untreated_status(grade, status)
+        at = _patient_at(case, status)
+        sins_score = sins(measuring)
+        prognosis = tokuhashi(at, measuring)
+        assessment = noms(measuring, at, sins_score=sins_score, prognosis=prognosis)
+        survival = {"band": prognosis.survival, "short": prognosis.survival.startswith("<"), "source": prognosis.source}
+        results = {}
+        for key in keys:
+            say(f"week {week:g}: {menu[key].label}", n, len(weeks))
+            results[key] = evaluate_strategy(at, menu[key], scene=planning, escc_grade=grade, survival=survival,
+                                             engine=engine)
+        sbrt = results["sbrt_24gy_2fx"]
+        coverage = sbrt.dosimetry.get("ptv_coverage") or 0.0
+        if grade not in LOW_GRADES:
+            ok, why = False, f"ESCC {grade}: high-grade or cord-touching compression (NOMS: decompress or cEBRT first)"
+        elif coverage < 1.0:
+            ok, why = False, f"the cord limit stops SBRT alone at {100 * coverage:.0f}% PTV coverage"
+        else:
+            ok, why = True, f"ESCC {grade}, full coverage within the cord limits"
+        best = max(results.values(), key=lambda r: (r.value("walking") or 0.0, r.value("local_control") or 0.0))
+        points.append(TimelinePoint(
+            weeks=week, volume_factor=_volume_factor(measuring), escc_grade=grade, neurological_status=status,
+            ambulatory=at.patient.get("ambulatory", True), sins=sins_score.total, recommendation=assessment.summary,
+            recommended_key=noms_strategy_key(assessment), sbrt_alone_ok=ok, sbrt_alone_reason=why,
+            best_key=best.strategy.key, best_label=best.strategy.label, ambulatory_probability=best.value("walking"),
+            local_control_pct={k: r.value("local_control") for k, r in results.items()},
+            walking_pct={k: r.value("walking") for k, r in results.items()},
+            achievable_prescription_gy=sbrt.dosimetry.get("achievable_prescription_gy")))
+    say("done", len(weeks), len(weeks))
+    closes = next((p.weeks for p in points if not p.sbrt_alone_ok), None)
+    lost = next((p.weeks for p in points if not p.ambulatory), None)
+    return Timeline(case.id, tuple(points), closes, lost, outcome_tables()["untreated_course"]["note"])
+
+
+def _volume_factor(scene) -> float:
+    for entry in reversed(scene.history):
+        if entry.startswith("grown") and "(volume x" in entry:
+            return float(entry.split("(volume x")[1].rstrip(")"))
+    return 1.0

@@ -1,0 +1,178 @@
+"""Outcome estimates against their sources and the sanity rules of the scorecard."""
+
+import math
+
+import numpy as np
+import pytest
+
+from planner import outcomes
+from planner.outcomes import (ambulation, course_days, fracture_risk, isotonic_fit, local_control, myelopathy_risk,
+                              outcome_sources, outcome_tables, untreated_status)
+from planner.radiobiology import bed, eqd2
+
+
+def test_every_figure_cites_a_source_with_its_citation():
+    tables = outcome_tables()
+    sources = outcome_sources()
+    keys = [row["source"] for row in tables["local_control"]]
+    keys += [s["source"] for s in tables["fracture"]["series"]] + [tables["fracture"]["conventional"]["source"]]
+    keys += [tables["myelopathy"][k]["source"] for k in ("conventional", "stereotactic")]
+    keys += [v["source"] for v in tables["ambulation"].values() if isinstance(v, dict)]
+    keys += [tables["pain"]["source"], tables["surgery"]["complication_source"], tables["surgery"]["wound_source"],
+             tables["surgery"]["hospital_days_source"]]
+    missing = sorted(set(keys) - set(sources))
+    assert not missing, f"figures cite sources without a citation: {missing}"
+
+
+def test_local_control_cohort_figures_match_their_sources():
+    # Laufer 2013: 1-year local progression 4.1% (24-30 Gy/3) and 22.6% (18-36 Gy/5-6).
+    high = local_control(setting="postoperative", fractions=3, gtv_d95_gy=27.0, escc_grade="2",
+                         radiosensitivity="radioresistant")
+    low = local_control(setting="postoperative", fractions=5, gtv_d95_gy=30.0, escc_grade="2",
+                        radiosensitivity="radioresistant")
+    assert high.value == pytest.approx(100 - 4.1) and high.source == "laufer2013_jns" and high.verified
+    assert low.value == pytest.approx(100 - 22.6)
+    # Rades: 61% short course, 81% long course (radiosensitive); Altoos 62% for renal cell.
+    assert local_control(setting="conventional", fractions=1, gtv_d95_gy=8.0, escc_grade="2",
+                         radiosensitivity="radiosensitive").value == 61.0
+    assert local_control(setting="conventional", fractions=10, gtv_d95_gy=30.0, escc_grade="2",
+                         radiosensitivity="moderately_sensitive").value == 81.0
+    assert local_control(setting="conventional", fractions=10, gtv_d95_gy=30.0, escc_grade="2",
+                         radiosensitivity="radioresistant").value == 62.0
+
+
+def test_dose_floors_are_the_bed10_of_the_cohorts_lowest_regimen():
+    floors = {row["id"]: row["min_bed10_gy"] for row in outcome_tables()["local_control"]}
+    assert floors["laufer_high_dose_hypofractionated"] == pytest.approx(float(bed(24.0, 3, 10.0)), abs=0.05)
+    assert floors["laufer_single_24gy"] == pytest.approx(float(bed(24.0, 1, 10.0)), abs=0.05)
+    assert floors["alomair_postoperative"] == pytest.approx(float(bed(18.0, 2, 10.0)), abs=0.05)
+    assert floors["srs_escc3"] == pytest.approx(float(bed(12.0, 1, 10.0)), abs=0.05)
+
+
+@pytest.mark.parametrize("setting,fractions", [("postoperative", 3), ("de_novo", 2), ("de_novo", 1)])
+def test_local_control_never_falls_as_the_delivered_dose_rises(setting, fractions):
+    values = [local_control(setting=setting, fractions=fractions, gtv_d95_gy=d, escc_grade="1b",
+                            radiosensitivity="radioresistant").value for d in np.linspace(5, 40, 36)]
+    assert all(b >= a for a, b in zip(values, values[1:]))
+
+
+def test_cord_limited_sbrt_takes_the_low_dose_cohort():
+    # 24 Gy/2 prescribed, but the GTV's D95 only 16 Gy (BED10 28.8 < 43.2): under-dosed.
+    result = local_control(setting="de_novo", fractions=2, gtv_d95_gy=16.0, escc_grade="2",
+                           radiosensitivity="radioresistant")
+    assert result.value == pytest.approx(77.4) and "sbrt_underdosed" in result.basis
+
+
+def test_myelopathy_curves_pass_through_their_anchor_points():
+    tables = outcome_tables()["myelopathy"]
+    # Stereotactic: 5% at the Sahgal 2013 point (thecal-sac Pmax EQD2 44.6 Gy, alpha/beta 2).
+    for fractions in (1, 2, 3, 5):
+        dose = _physical_for_eqd2(tables["stereotactic"]["eqd2_at_5pct_gy"], fractions, 2.0)
+        assert myelopathy_risk(pmax_gy=dose, fractions=fractions, stereotactic=True).value == pytest.approx(5.0, abs=1e-6)
+    # Conventional: Schultheiss' 5% dose and D50 (EQD2, alpha/beta 0.87).
+    for target, risk in ((tables["conventional"]["d5_eqd2_gy"], 5.0), (tables["conventional"]["d50_eqd2_gy"], 50.0)):
+        dose = _physical_for_eqd2(target, 30, 0.87)
+        assert myelopathy_risk(pmax_gy=dose, fractions=30, stereotactic=False).value == pytest.approx(risk, abs=1e-6)
+    low = myelopathy_risk(pmax_gy=50.0, fractions=25, stereotactic=False).value  # 2 Gy fractions: EQD2 = 50
+    assert 0.1 < low < 0.5  # Schultheiss reports 0.2% at 50 Gy; the logistic gives 0.35%
+
+
+def test_prior_course_adds_to_the_myelopathy_dose():
+    alone = myelopathy_risk(pmax_gy=12.3, fractions=2, stereotactic=True).value
+    after = myelopathy_risk(pmax_gy=12.3, fractions=2, stereotactic=True, prior_eqd2_gy=37.5).value
+    assert after > alone
+
+
+def _physical_for_eqd2(target, fractions, alpha_beta):
+    from scipy.optimize import brentq
+
+    return brentq(lambda d: float(eqd2(d, fractions, alpha_beta)) - target, 0.1, 300.0)
+
+
+def test_isotonic_fit_is_non_decreasing_and_least_squares():
+    rng = np.random.default_rng()
+    x = rng.uniform(0, 30, 12)
+    y = rng.uniform(0, 40, 12)
+    xs, fit = isotonic_fit(x, y)
+    assert np.all(np.diff(fit) >= -1e-12)
+    assert np.all(np.diff(xs) > 0)
+    # Pool adjacent violators on a hand example: 8:8, 12:{11,16}, 20:5.7, 24:39 -> 8, 10.9, 10.9, 39.
+    xs, fit = isotonic_fit([8, 12, 12, 20, 24], [8, 11, 16, 5.7, 39])
+    assert fit.tolist() == pytest.approx([8.0, 32.7 / 3, 32.7 / 3, 39.0])
+
+
+def test_higher_dose_per_fraction_never_lowers_fracture_risk():
+    previous = -math.inf
+    # Conventional courses below the SBRT series' lowest dose per fraction (8 Gy), SBRT above.
+    for dose_per_fraction in np.linspace(1.8, 24.0, 60):
+        stereotactic = dose_per_fraction >= 8.0
+        result = fracture_risk(dose_per_fraction_gy=dose_per_fraction, stereotactic=stereotactic, lytic=True,
+                               baseline_collapse=False, deformity=False)
+        assert result.value is not None, result.basis
+        assert result.value >= previous - 1e-9
+        previous = result.value
+    # SBRT below the series (e.g. 30 Gy/5 = 6 Gy per fraction): no figure rather than a guess.
+    assert fracture_risk(dose_per_fraction_gy=6.0, stereotactic=True, lytic=False, baseline_collapse=False,
+                         deformity=False).value is None
+    rose = fracture_risk(dose_per_fraction_gy=24.0, stereotactic=True, lytic=False, baseline_collapse=False,
+                         deformity=False)
+    assert rose.value == 39.0  # Rose 2009, 24 Gy x1
+
+
+def test_fracture_risk_names_the_unquantified_factors():
+    result = fracture_risk(dose_per_fraction_gy=12.0, stereotactic=True, lytic=True, baseline_collapse=True,
+                           deformity=True)
+    for factor in ("lytic tumour", "baseline collapse", "spinal deformity"):
+        assert factor in result.basis
+
+
+def test_ambulation_figures_are_patchells_arithmetic():
+    surgery = ambulation(escc_grade="2", ambulatory=True, decompressed=True, treated=True,
+                         radiosensitivity="radioresistant", conventional_fractions=None)
+    rt = ambulation(escc_grade="2", ambulatory=True, decompressed=False, treated=True,
+                    radiosensitivity="radioresistant", conventional_fractions=10)
+    regained = ambulation(escc_grade="3", ambulatory=False, decompressed=True, treated=True,
+                          radiosensitivity="radioresistant", conventional_fractions=None)
+    assert surgery.value == pytest.approx(100 * (42 - 10) / (50 - 16), abs=0.05)
+    assert rt.value == pytest.approx(100 * (29 - 3) / (51 - 16), abs=0.05)
+    assert regained.value == pytest.approx(100 * 10 / 16, abs=0.05)
+    # Established paraplegia (> 48 h): outside Patchell's population, no surgical benefit.
+    late = [ambulation(escc_grade="3", ambulatory=False, decompressed=d, treated=True, radiosensitivity="radioresistant",
+                       conventional_fractions=None, paraplegic_hours=96) for d in (True, False)]
+    assert late[0].value == late[1].value == pytest.approx(100 * 3 / 16, abs=0.05)
+    # No compression: walking is not threatened by the lesion.
+    free = ambulation(escc_grade="1b", ambulatory=True, decompressed=False, treated=True,
+                      radiosensitivity="radioresistant", conventional_fractions=None)
+    assert free.value == 100.0 and free.source is None
+
+
+def test_radiosensitive_conventional_ambulation_is_scorad():
+    single = ambulation(escc_grade="2", ambulatory=True, decompressed=False, treated=True,
+                        radiosensitivity="radiosensitive", conventional_fractions=1)
+    multi = ambulation(escc_grade="2", ambulatory=True, decompressed=False, treated=True,
+                       radiosensitivity="radiosensitive", conventional_fractions=5)
+    assert (single.value, multi.value) == (69.3, 72.7) and single.source == "hoskin2019_scorad"
+
+
+def test_course_days_counts_weekends():
+    assert [course_days(n) for n in (1, 2, 5, 6, 10)] == [1, 2, 5, 8, 12]
+    with pytest.raises(ValueError, match="fractions"):
+        course_days(0)
+
+
+def test_untreated_status_never_improves():
+    order = ("intact", "radiculopathy", "myelopathy", "non_ambulatory")
+    grades = ("0", "1a", "1b", "1c", "2", "3")
+    for baseline in ("intact", "radiculopathy", "myelopathy", "paraplegia"):
+        status = baseline
+        previous = -1
+        for grade in grades:
+            status = untreated_status(grade, status)
+            assert order.index(status) >= previous
+            previous = order.index(status)
+    assert untreated_status("0", "paraplegia") == "non_ambulatory"
+
+
+def test_local_control_rejects_a_bad_setting():
+    with pytest.raises(ValueError, match="setting must be"):
+        local_control(setting="palliative", fractions=1, gtv_d95_gy=8.0, escc_grade="0", radiosensitivity="radioresistant")

@@ -1,0 +1,146 @@
+"""Strategies, the scorecard's ranking and Pareto front, the delay timeline and `spinesim compare`."""
+
+import csv
+import io
+import json
+
+import pytest
+
+from planner.cli import main
+from planner.outcomes import Estimate
+from planner.plan import Regimen
+from planner.scorecard import DEFAULT_WEIGHTS, _comment, _pareto, _scores, compare_strategies
+from planner.strategies import Procedure, Strategy, StrategyResult, standard_strategies
+from planner.timeline import timeline
+
+GRID = (2.5, 2.5, 2.5)
+
+
+def _result(key, **values):
+    estimates = {name: Estimate(values.get(name), "%", "synthetic") for name in
+                 ("local_control", "walking", "pain", "myelopathy", "fracture", "complications", "wound")}
+    estimates["hospital"] = Estimate(values.get("hospital", 0.0), "days", "synthetic")
+    return StrategyResult(Strategy(key, key), {}, [], estimates, values.get("days"), ())
+
+
+def test_pareto_front_and_weights_on_synthetic_rows():
+    a = _result("a", local_control=90, walking=90, myelopathy=1, complications=0, days=5)
+    b = _result("b", local_control=80, walking=80, myelopathy=2, complications=0, days=5)  # dominated by a
+    c = _result("c", local_control=95, walking=85, myelopathy=1, complications=20, days=30)
+    front = _pareto([a, b, c])
+    assert front == {"a", "c"}
+    scores = _scores([a, b, c], DEFAULT_WEIGHTS)
+    assert scores[0] > scores[1]
+    # Weighting local control heavily and ignoring complications and time puts c first.
+    heavy = dict(DEFAULT_WEIGHTS, local_control=50.0, complications=0.0, time=0.0, wound=0.0, hospital=0.0)
+    scores = _scores([a, b, c], heavy)
+    assert max(range(3), key=scores.__getitem__) == 2
+
+
+def test_unknown_values_count_as_the_worst_known():
+    a = _result("a", local_control=90, walking=None, myelopathy=1, complications=0, days=5)
+    b = _result("b", local_control=90, walking=60, myelopathy=1, complications=0, days=5)
+    scores = _scores([a, b], DEFAULT_WEIGHTS)
+    assert scores[0] == pytest.approx(scores[1])
+
+
+def test_disagreement_with_noms_is_explained():
+    a = _result("a", local_control=90, walking=70, myelopathy=1, complications=0, days=2)
+    b = _result("b", local_control=95, walking=94, myelopathy=0, complications=19, days=24)
+    text = _comment([a, b], {"a": 2.0, "b": 1.0}, ("a", "b"), "b", DEFAULT_WEIGHTS)
+    assert "teaching moment" in text and "complications" in text
+    assert "first choice is the NOMS" in _comment([a, b], {"a": 1, "b": 2}, ("b", "a"), "b", DEFAULT_WEIGHTS)
+
+
+def test_strategy_validation_names_the_field():
+    with pytest.raises(ValueError, match="procedure name must be one of"):
+        Procedure("kyphoplasty")
+    with pytest.raises(ValueError, match="regimen and technique"):
+        Strategy("x", "x", regimen=Regimen(8.0, 1))
+    with pytest.raises(ValueError, match="SBRT takes 1-5 fractions"):
+        Strategy("x", "x", regimen=Regimen(30.0, 10), technique="sbrt")
+    with pytest.raises(ValueError, match="weights: unknown key"):
+        compare_strategies("t10_rcc_escc2", weights={"beauty": 1.0})
+    with pytest.raises(ValueError, match=r"weights\['walking'\] must be a number in 0..100"):
+        compare_strategies("t10_rcc_escc2", weights={"walking": -1})
+
+
+def test_standard_menu_follows_the_case():
+    keys = [s.key for s in standard_strategies("t10_rcc_escc2", sins_total=8, mechanical_pain=True)]
+    assert {"cebrt_8gy_1fx", "sbrt_24gy_2fx", "separation_sbrt_27gy_3fx", "decompression_cebrt_30gy_10fx",
+            "stabilisation_sbrt_24gy_2fx", "augmentation_sbrt_24gy_2fx", "best_supportive_care"} <= set(keys)
+    stable = [s.key for s in standard_strategies("l2_rcc_escc1a", sins_total=5, mechanical_pain=False)]
+    assert "stabilisation_sbrt_24gy_2fx" not in stable and "augmentation_sbrt_24gy_2fx" not in stable
+    assert "reirradiation_sbrt_30gy_4fx" in [s.key for s in standard_strategies("t6_breast_reirradiation")]
+    myeloma = standard_strategies("c5_myeloma_escc2")
+    assert all(s.systemic_therapy for s in myeloma if s.key.startswith("cebrt"))
+
+
+@pytest.fixture(scope="module")
+def card():
+    menu = {s.key: s for s in standard_strategies("t10_rcc_escc2", sins_total=8, mechanical_pain=True)}
+    chosen = [menu[k] for k in ("sbrt_24gy_2fx", "separation_sbrt_27gy_3fx", "cebrt_8gy_1fx", "best_supportive_care")]
+    return compare_strategies("t10_rcc_escc2", strategies=chosen, grid_mm=GRID)
+
+
+def test_scorecard_of_the_default_case(card):
+    assert card.escc_grade == "2" and card.sins_total == 8  # measured, as the reference's scenario 2
+    assert card.noms_key == "separation_sbrt_27gy_3fx"
+    separation = card.result("separation_sbrt_27gy_3fx")
+    alone = card.result("sbrt_24gy_2fx")
+    # Separation buys dose to the gross tumour and walking (Patchell), at a surgical price and time.
+    assert separation.dosimetry["gtv_d95_gy"] > alone.dosimetry["gtv_d95_gy"]
+    assert separation.value("walking") > alone.value("walking")
+    assert separation.value("complications") > 0 == alone.value("complications")
+    assert separation.days_to_end_of_rt > alone.days_to_end_of_rt >= 2
+    assert all(c["status"] != "fail" for c in separation.constraints if c["structure"] in ("spinal_cord", "thecal_sac"))
+    assert card.ranking[0] in card.pareto
+    text = card.table()
+    assert "teaching and research only" in text and "NOMS:" in text
+    data = json.loads(card.to_json())
+    assert data["disclaimer"] and len(data["strategies"]) == 4
+    assert data["noms"]["parts"][0]["reason"]
+    rows = list(csv.DictReader(io.StringIO(card.to_csv().split("\n#")[0])))
+    assert [r["key"] for r in rows] == list(card.ranking)
+
+
+def test_scorecards_are_deterministic(card):
+    again = compare_strategies("t10_rcc_escc2", strategies=[r.strategy for r in card.results], grid_mm=GRID)
+    assert again.to_json() == card.to_json()
+
+
+def test_timeline_status_never_improves_and_the_window_closes():
+    result = timeline("t10_rcc_escc2", weeks=(0, 8), grid_mm=GRID, strategy_keys=("sbrt_24gy_2fx",))
+    order = ("intact", "radiculopathy", "myelopathy", "non_ambulatory")
+    statuses = [order.index(p.neurological_status) for p in result.points]
+    assert statuses == sorted(statuses)
+    grades = [p.escc_grade for p in result.points]
+    assert grades == sorted(grades, key=("0", "1a", "1b", "1c", "2", "3").index)
+    # ESCC 2 at presentation: SBRT alone is already outside the NOMS window.
+    assert result.sbrt_window_closes_week == 0.0
+    assert "teaching assumption" in result.table().lower()
+    with pytest.raises(ValueError, match="distinct increasing"):
+        timeline("t10_rcc_escc2", weeks=(4, 2))
+
+
+def test_cli_compare_writes_json_and_csv(tmp_path, capsys):
+    out_json, out_csv = tmp_path / "card.json", tmp_path / "card.csv"
+    status = main(["compare", "l2_rcc_escc1a", "--strategies", "sbrt_24gy_2fx,best_supportive_care",
+                   "--json", str(out_json), "--csv", str(out_csv), "--no-colour"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "SBRT 24 Gy/2" in captured.out and "not for clinical use" in captured.out
+    assert json.loads(out_json.read_text())["noms"]["summary"] == "SBRT alone"
+    assert "best_supportive_care" in out_csv.read_text()
+    assert "[" in captured.err  # the progress bar
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["compare", "t10_rcc_escc2", "--strategies", "magic"], "--strategies: unknown magic"),
+    (["compare", "t10_rcc_escc2", "--weights", "walking"], "--weights items must be key=number"),
+    (["compare", "t10_rcc_escc2", "--json", "/no/such/folder/x.json"], "--json folder"),
+    (["timeline", "t10_rcc_escc2", "--weeks", "a,b"], "--weeks must be comma-separated numbers"),
+])
+def test_cli_compare_bad_input(argv, message, capsys, tmp_path):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
