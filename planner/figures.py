@@ -15,7 +15,8 @@ from scenes.scene import Scene
 
 from ._files import write_atomically
 
-__all__ = ["MATERIAL_COLOURS", "STRUCTURE_COLOURS", "render_scene_slices", "render_dose_slice", "write_figure", "DISCLAIMER"]
+__all__ = ["MATERIAL_COLOURS", "STRUCTURE_COLOURS", "render_scene_slices", "render_dose_slice", "write_figure", "DISCLAIMER",
+           "isodose_colour", "STANDARD_ISODOSE_PERCENT"]
 
 DISCLAIMER = "spinesim: teaching and research only, not for clinical use"
 
@@ -33,6 +34,27 @@ STRUCTURE_COLOURS = {
     "epidural_disease": "magenta", "esophagus": "lime", "aorta": "orchid", "kidney_left": "orange",
     "kidney_right": "orange", "bowel": "sandybrown",
 }
+
+
+#: Isodose levels drawn by default, in percent of the prescription.
+STANDARD_ISODOSE_PERCENT = (110, 100, 90, 80, 50, 30)
+
+
+def isodose_colour(percent: float) -> tuple:
+    """RGB (0..1) of an isodose level in percent of the prescription, shared by the 2-D and 3-D pictures.
+
+    Cool to warm along matplotlib's 'turbo' map: 30% blue, 50% cyan, 80% yellow, 90% orange,
+    100% orange-red, 110% dark red.
+
+    Examples
+    --------
+    >>> [round(c, 2) for c in isodose_colour(50)]
+    [0.1, 0.84, 0.8]
+    """
+    import matplotlib
+
+    position = float(np.clip(0.1 + 0.8 * (float(percent) - 30.0) / 80.0, 0.0, 1.0))
+    return tuple(float(c) for c in matplotlib.colormaps["turbo"](position)[:3])
 
 
 def _pyplot():
