@@ -63,6 +63,13 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", default=None, help="also write the scorecard as JSON to this file")
     compare.add_argument("--csv", default=None, help="also write the scorecard as CSV to this file")
     compare.add_argument("--no-colour", action="store_true", help="plain text (colours are on for terminals)")
+    demo = commands.add_parser("demo", help="the default case end to end: strategies compared, report written")
+    demo.add_argument("--out", default="spinesim-demo", help="report folder (default ./spinesim-demo)")
+    demo.add_argument("--case", default=None, help="another teaching case id or .toml instead of the default")
+    demo.add_argument("--no-3d", action="store_true", help="skip the 3-D views (no OpenGL needed)")
+    from .viz_cli import add_view_parser
+
+    add_view_parser(commands)
     line = commands.add_parser("timeline", help="delay of diagnosis: re-evaluate a case after weeks of growth")
     line.add_argument("case", help="teaching case id or a case .toml file")
     line.add_argument("--weeks", default="0,2,4,8,12", help="comma-separated delays in weeks (default 0,2,4,8,12)")
@@ -214,6 +221,24 @@ def _timeline(args, out) -> int:
     return 0
 
 
+def _demo(args, out) -> int:
+    from scenes.cases import DEFAULT_CASE
+
+    from ._progress import ProgressBar
+    from .demo import run_demo
+
+    result = run_demo(args.out, case=args.case or DEFAULT_CASE, progress=ProgressBar(sys.stderr),
+                      three_d=not args.no_3d)
+    colour = bool(getattr(out, "isatty", lambda: False)())
+    print(result.card.table(colour=colour), file=out)
+    gaps, achievable, rx = result.gap_study
+    print("maximum achievable prescription (Gy, 2 fractions) by separation gap: "
+          + ", ".join(f"{g:g} mm {a:.1f}" for g, a in zip(gaps, achievable)), file=out)
+    print(result.timeline.table().splitlines()[-3], file=out)
+    print(f"report: {result.report}  ({result.seconds['total']:.0f} s)", file=out)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = _parser()
@@ -235,6 +260,12 @@ def main(argv: list[str] | None = None) -> int:
             return _compare(args, out)
         if args.command == "timeline":
             return _timeline(args, out)
+        if args.command == "demo":
+            return _demo(args, out)
+        if args.command == "view":
+            from .viz_cli import run_view
+
+            return run_view(args, out)
     except (CaseError, ValueError, KeyError, FileNotFoundError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
         print(f"spinesim {args.command}: error: {message}", file=sys.stderr)
