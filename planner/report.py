@@ -171,13 +171,13 @@ def _pictures(card, *, progress) -> list[tuple[str, str, bytes]]:
     if rows:
         pictures.append(("tradeoffs", "Strategies: 1-year local control against myelopathy risk",
                          _figure_png(plot_tradeoff(rows, x_key="local_control", y_key="myelopathy", label_key="key",
-                                                   pareto_key="pareto", x_label="1-year local control (%)",
+                                                   x_label="1-year local control (%)",
                                                    y_label="myelopathy risk (%)"))))
     walk = [row for row in card.rows() if row["walking"] is not None and row["complications"] is not None]
     if walk:
         pictures.append(("tradeoffs", "Strategies: chance of walking against surgical complications",
                          _figure_png(plot_tradeoff(walk, x_key="walking", y_key="complications", label_key="key",
-                                                   pareto_key="pareto", x_label="walking after treatment (%)",
+                                                   x_label="walking after treatment (%)",
                                                    y_label="complications (%)"))))
     return pictures
 
