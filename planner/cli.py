@@ -250,22 +250,14 @@ def main(argv: list[str] | None = None) -> int:
 
     out = sys.stdout
     try:
+        from .viz_cli import run_view
+
+        handlers = {"scene": _scene, "plan": _plan, "compare": _compare, "timeline": _timeline, "demo": _demo,
+                    "view": run_view}
         if args.command == "cases":
             return _cases(out)
-        if args.command == "scene":
-            return _scene(args, out)
-        if args.command == "plan":
-            return _plan(args, out)
-        if args.command == "compare":
-            return _compare(args, out)
-        if args.command == "timeline":
-            return _timeline(args, out)
-        if args.command == "demo":
-            return _demo(args, out)
-        if args.command == "view":
-            from .viz_cli import run_view
-
-            return run_view(args, out)
+        if args.command in handlers:
+            return handlers[args.command](args, out)
     except (CaseError, ValueError, KeyError, FileNotFoundError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
         print(f"spinesim {args.command}: error: {message}", file=sys.stderr)
