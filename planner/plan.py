@@ -6,8 +6,15 @@ dose is computed by superposition and then *scaled* - dose is linear in the weig
 that the target's coverage dose reaches the prescription unless that would break a cord
 limit, in which case the cord limit wins and the coverage achieved is reported.
 
-The maximum achievable prescription is the coverage dose at which the first cord limit is
-met exactly: ``D_cover x min over cord limits of (limit / value)``.
+The maximum achievable prescription is judged on the residual gross tumour (GTV D95,
+``planner/protocols/targets.toml`` [achievable]): the highest prescription P for which a plan
+optimised *at P* - the GTV covered right up to the cord PRV, the cord and thecal-sac limits
+hard - still has GTV D95 >= P once scaled so that the tightest hard limit is met exactly.
+A plan's own figure is ``GTV D95 x min over hard limits of (limit / value)``;
+:func:`escalate` raises P until the plan can no longer follow. (Scaling only the plan made for
+the requested prescription is not enough: after separation surgery that plan sits below the
+cord limit with its near-cord dose set by the PTV edge - the CTV's whole sectors abut the
+canal whatever the gap - so the figure would not see how far the tumour is from the sac.)
 """
 
 from __future__ import annotations
@@ -31,14 +38,11 @@ from .objectives import DoseVolumeMin, Overdose, Underdose
 from .optimise import optimise
 from .radiobiology import alpha_beta, bed, myelopathy_band
 
-__all__ = ["Regimen", "PlanResult", "add_targets", "plan_case", "achievable_prescription", "COVERAGE_METRIC",
-           "HARD_STRUCTURES"]
+__all__ = ["Regimen", "PlanResult", "add_targets", "plan_case", "achievable_prescription", "escalate", "row_measure",
+           "COVERAGE_METRIC", "ACHIEVABLE_METRIC", "HARD_STRUCTURES"]
 
 #: Coverage normalisation: the dose covering 90% of the PTV (D90) reaches the prescription.
 COVERAGE_METRIC = "D90%"
-#: The achievable prescription asks the gross tumour, not the cropped PTV, to be covered:
-#: epidural disease against the cord is what limits it (and what separation surgery removes).
-ACHIEVABLE_STRUCTURE = "gtv"
 #: Structures whose limits are hard (cord, its surrogate, the cauda below the conus).
 HARD_STRUCTURES = ("spinal_cord", "thecal_sac", "cauda_equina")
 
@@ -49,6 +53,12 @@ def _target_rules() -> dict:
 
     return tomllib.loads(resources.files("planner.protocols").joinpath("targets.toml").read_text(encoding="utf-8"))
 
+
+#: The achievable prescription asks the gross tumour, not the cropped PTV, to be covered:
+#: epidural disease against the cord is what limits it (and what separation surgery removes).
+#: Its near-minimum (D95, Yamada 2017) must reach the prescription (targets.toml [achievable]).
+ACHIEVABLE_STRUCTURE = str(_target_rules()["achievable"]["structure"])
+ACHIEVABLE_METRIC = str(_target_rules()["achievable"]["metric"]["value"])
 
 #: Cord planning-risk-volume and PTV margins (planner/protocols/targets.toml, with sources).
 CORD_PRV_MM = float(_target_rules()["ptv"]["cord_prv_mm"]["value"])
@@ -87,6 +97,11 @@ class PlanResult:
     #: The planned scene (with its targets) and the beams, for pictures and reports.
     scene: Scene | None = field(default=None, repr=False, compare=False)
     beams: object = field(default=None, repr=False, compare=False)
+    #: The plan that reaches the achievable prescription, scaled so that the tightest hard
+    #: limit is met exactly (its GTV D95 is ``achievable_prescription_gy``).
+    achievable_dose_gy: np.ndarray | None = field(default=None, repr=False)
+    #: The escalation's probes: (prescription asked, achievable figure of that plan), Gy.
+    achievable_probes: tuple = ()
 
     def to_json(self) -> str:
         def clean(value):
@@ -102,6 +117,8 @@ class PlanResult:
                 "metrics": self.metrics, "constraints": [asdict(c) for c in self.constraints],
                 "radiobiology": self.radiobiology, "achievable_prescription_gy": self.achievable_prescription_gy,
                 "coverage_achieved": self.coverage_achieved, "notes": list(self.notes),
+                "achievable_metric": f"{ACHIEVABLE_STRUCTURE} {ACHIEVABLE_METRIC}",
+                "achievable_probes": [list(p) for p in self.achievable_probes],
                 "disclaimer": "spinesim: teaching and research only, not for clinical use"}
         return json.dumps(clean(data), indent=2)
 
@@ -175,6 +192,14 @@ def _term_rows(influence, scene, limits) -> dict:
     rows = {"ptv": _rows(influence, scene, "ptv"), "gtv": _rows(influence, scene, "gtv")}
     if rows["ptv"][0].size == 0:
         raise ValueError("the PTV is empty after removing the cord PRV: nothing to plan")
+    # The gross tumour up to the PRV boundary, and what of it lies inside the PRV (epidural
+    # disease against the sac before separation surgery).
+    g_rows, g_weights = rows["gtv"]
+    inside = np.zeros(g_rows.size, bool)
+    if "cord_prv" in scene.structures:
+        inside = scene.structure("cord_prv").full().ravel()[influence.voxel_indices][g_rows] > 0.5
+    rows["gtv outside prv"] = (g_rows[~inside], g_weights[~inside])
+    rows["gtv inside prv"] = (g_rows[inside], g_weights[inside])
     for name, limit in limits.items():
         if scene.has(name):
             r, w = _rows(influence, scene, name)
@@ -189,16 +214,26 @@ def _term_rows(influence, scene, limits) -> dict:
     return rows
 
 
-def _make_terms(rows: dict, regimen: Regimen) -> list:
+def _make_terms(rows: dict, regimen: Regimen, *, escalation: bool = False) -> list:
+    """Objective terms at ``regimen``'s dose. Weights and dose levels are design choices, not
+    clinical numbers: the hard limits (1000, aimed at 90% of the limit) dominate, PTV and GTV
+    coverage (100) come next, hot spots (10) and the fall-off ring (5) shape the rest.
+
+    ``escalation``: the plan that probes the achievable prescription. The gross tumour is
+    what must be covered there; the rest of the PTV (microscopic disease in the involved
+    sectors) yields (priority 10), as coverage near the cord does in practice."""
     rx = regimen.dose_gy
     ptv_rows, ptv_weights = rows["ptv"]
-    terms = [Underdose(ptv_rows, ptv_weights, rx, 100.0, "ptv min"), Overdose(ptv_rows, ptv_weights, 1.3 * rx, 10.0, "ptv max"),
+    ptv_priority = 10.0 if escalation else 100.0
+    terms = [Underdose(ptv_rows, ptv_weights, rx, ptv_priority, "ptv min"),
+             Overdose(ptv_rows, ptv_weights, 1.3 * rx, 10.0, "ptv max"),
              DoseVolumeMin(ptv_rows, ptv_weights, rx, 10.0, "ptv D90", volume_fraction=0.9)]
-    # The gross tumour outside the PTV (inside the cord PRV) is pushed too, more gently:
-    # coverage there yields to the cord limit.
-    g_rows, g_weights = rows["gtv"]
-    if g_rows.size:
-        terms.append(Underdose(g_rows, g_weights, rx, 20.0, "gtv min"))
+    # The gross tumour is covered right up to the PRV boundary; inside the PRV (disease
+    # against the sac) it is pushed more gently: coverage there yields to the cord limit.
+    for name, priority in (("gtv outside prv", 100.0), ("gtv inside prv", 20.0)):
+        g_rows, g_weights = rows[name]
+        if g_rows.size:
+            terms.append(Underdose(g_rows, g_weights, rx, priority, name))
     for name, entry in rows.items():
         if name in HARD_STRUCTURES:
             r, w, limit = entry
@@ -227,7 +262,7 @@ def hard_structures(constraints) -> tuple:
 
 
 def achievable_from(measure, constraints, present, *, structure=ACHIEVABLE_STRUCTURE,
-                    coverage_metric=COVERAGE_METRIC) -> float:
+                    coverage_metric=ACHIEVABLE_METRIC) -> float:
     """Coverage dose of ``structure`` at which the first hard limit is met exactly.
 
     ``measure(name, metric)`` returns a metric of the current dose; ``present`` names the
@@ -243,7 +278,7 @@ def achievable_from(measure, constraints, present, *, structure=ACHIEVABLE_STRUC
 
 
 def achievable_prescription(dose_gy, scene, constraints, *, structure=ACHIEVABLE_STRUCTURE,
-                            coverage_metric=COVERAGE_METRIC) -> float:
+                            coverage_metric=ACHIEVABLE_METRIC) -> float:
     """Coverage dose of ``structure`` at which the first hard (cord/cauda/sac) limit is met exactly."""
     voxel = scene.grid.voxel_volume_cc
 
@@ -252,6 +287,61 @@ def achievable_prescription(dose_gy, scene, constraints, *, structure=ACHIEVABLE
 
     present = {name for name in HARD_STRUCTURES if scene.has(name)}
     return achievable_from(measure, constraints, present, structure=structure, coverage_metric=coverage_metric)
+
+
+#: Escalation search (design choices, not clinical numbers): each probe asks for 10% more than
+#: the previous plan showed achievable, warm-started, 30 L-BFGS-B iterations; at most 12 probes;
+#: nothing above the simulator's prescription range (80 Gy, :class:`Regimen`).
+ESCALATION_STEP = 1.1
+ESCALATION_ITERATIONS = 30
+ESCALATION_PROBES = 12
+PRESCRIPTION_CEILING_GY = 80.0
+
+
+def row_measure(matrix, weights, rows_of: dict, voxel_cc: float):
+    """``measure(name, metric)`` on the influence matrix's rows only (every target and organ
+    voxel near the PTV is a row), for ``rows_of[name] = (rows, occupancy)``."""
+    from kernels.sparse_dose_cpu import dose_from_weights
+
+    dose = dose_from_weights(matrix, weights)
+
+    def measure(name, metric_name):
+        rows, occupancy = rows_of[name]
+        return metric(structure_dose(dose[rows], occupancy, voxel_cc), metric_name)
+
+    return measure
+
+
+def escalate(matrix, term_rows: dict, regimen: Regimen, rows_of: dict, constraints, weights, *, voxel_cc: float):
+    """Search for the maximum achievable prescription on an influence matrix.
+
+    Starting from ``weights`` (the plan for ``regimen``), each probe re-optimises at the
+    prescription P the last plan showed achievable (times :data:`ESCALATION_STEP`) with the
+    escalation terms (GTV covered up to the PRV, cord and sac hard, the rest of the PTV
+    yielding), and measures that plan's figure ``GTV D95 x min(limit / value)``. The search
+    stops when a plan no longer reaches what it was asked for. Every figure is achievable
+    (its plan, scaled, meets the hard limits exactly with GTV D95 at the figure); the best
+    is returned as ``(figure_gy, weights, probes)`` with ``probes`` the (asked, figure) pairs.
+    """
+    present = set(rows_of)
+
+    def figure(w):
+        return achievable_from(row_measure(matrix, w, rows_of, voxel_cc), constraints, present)
+
+    best_gy, best_weights = figure(weights), weights
+    made_for, asked, probes = regimen.dose_gy, best_gy, []
+    while len(probes) < ESCALATION_PROBES and np.isfinite(asked) and 0 < asked <= PRESCRIPTION_CEILING_GY:
+        terms = _make_terms(term_rows, Regimen(float(asked), regimen.fractions), escalation=True)
+        result = optimise(matrix, terms, initial_weights=weights * (asked / made_for), max_iterations=ESCALATION_ITERATIONS)
+        weights, made_for = result.weights, asked
+        reached = figure(weights)
+        probes.append((float(asked), float(reached)))
+        if reached > best_gy:
+            best_gy, best_weights = reached, weights
+        if reached < asked:
+            break
+        asked = reached * ESCALATION_STEP
+    return best_gy, best_weights, tuple(probes)
 
 
 def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float | None = None, n_beams: int = 9,
@@ -265,6 +355,9 @@ def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float 
 
     ``engine`` 'superposition' evaluates the final dose by collapsed cone (seconds);
     'pencil' keeps the optimiser's pencil-beam dose (fast, for sweeps and tests).
+
+    The maximum achievable prescription comes from :func:`escalate` on the plan's matrix;
+    its plan is kept as ``achievable_dose_gy`` (scaled to meet the tightest hard limit).
     """
     say = progress or (lambda message: None)
     if engine not in ("superposition", "pencil"):
@@ -285,17 +378,28 @@ def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float 
     say("influence matrix")
     influence = build_influence(scene, beams, target="ptv", roi=_optimisation_region(scene), backend=backend, report=say)
     say("optimising")
-    result = optimise(influence.matrix, _terms(influence, scene, regimen, _hard_limits(constraints)),
-                      max_iterations=max_iterations)
+    term_rows = _term_rows(influence, scene, _hard_limits(constraints))
+    result = optimise(influence.matrix, _make_terms(term_rows, regimen), max_iterations=max_iterations)
     weights = result.weights
-    if engine == "superposition":
-        say("final dose (collapsed-cone superposition)")
-        dose = final_dose(scene, beams, weights, backend=backend)
-    else:
-        dose = influence.dose_volume(weights)
+    say("escalating to the maximum achievable prescription")
+    rows_of = {name: _rows(influence, scene, name) for name in (ACHIEVABLE_STRUCTURE,) + HARD_STRUCTURES if scene.has(name)}
+    _, best_weights, probes = escalate(influence.matrix, term_rows, regimen, rows_of, constraints, weights,
+                                       voxel_cc=scene.grid.voxel_volume_cc)
+
+    def engine_dose(w):
+        if engine == "superposition":
+            say("final dose (collapsed-cone superposition)")
+            return final_dose(scene, beams, w, backend=backend)
+        return influence.dose_volume(w)
+
+    dose = engine_dose(weights)
+    best_dose = dose if best_weights is weights else engine_dose(best_weights)
+    achievable = achievable_prescription(best_dose, scene, constraints)
+    best_cover = metric(structure_dose(best_dose, scene.structure(ACHIEVABLE_STRUCTURE).full(), scene.grid.voxel_volume_cc),
+                        ACHIEVABLE_METRIC)
+    achievable_dose = best_dose * (achievable / best_cover) if best_cover > 0 else None
     # Normalise: PTV coverage to the prescription unless a hard limit forbids it.
-    achievable = achievable_prescription(dose, scene, constraints)
-    ptv_limit = achievable_prescription(dose, scene, constraints, structure="ptv")
+    ptv_limit = achievable_prescription(dose, scene, constraints, structure="ptv", coverage_metric=COVERAGE_METRIC)
     cover = metric(structure_dose(dose, scene.structure("ptv").full(), scene.grid.voxel_volume_cc), COVERAGE_METRIC)
     scale = min(regimen.dose_gy, ptv_limit) / cover
     dose, weights = dose * scale, weights * scale
@@ -317,5 +421,9 @@ def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float 
     radio = {"gtv_d95_bed10_gy": bed(metrics["gtv"]["D95%"], regimen.fractions, alpha_beta("tumour")) if "gtv" in metrics else None,
              "myelopathy": myelopathy_band(pmax, regimen.fractions),
              "local_control": "no validated TCP parameters for spine metastases (project reference); GTV D95 and BED10 reported"}
+    notes.append(f"maximum achievable prescription: {ACHIEVABLE_STRUCTURE.upper()} {ACHIEVABLE_METRIC} reaches it with the "
+                 f"tightest cord/sac limit met exactly; escalation probes (asked -> reached, Gy): "
+                 + ", ".join(f"{a:.1f} -> {r:.1f}" for a, r in probes))
     return PlanResult(case.id, regimen, protocol, gap_mm, weights, dose, metrics, results, radio, achievable, coverage,
-                      tuple(notes + [f"optimiser: {result.iterations} iterations, {result.message}"]), scene, beams)
+                      tuple(notes + [f"optimiser: {result.iterations} iterations, {result.message}"]), scene, beams,
+                      achievable_dose_gy=achievable_dose, achievable_probes=probes)

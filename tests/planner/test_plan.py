@@ -23,25 +23,26 @@ def test_cord_limits_are_never_broken(plan):
 
 
 def test_achievable_prescription_is_where_a_limit_is_met(plan):
-    """Scaling the dose so that GTV D90 equals the achievable prescription puts the tightest
-    hard limit exactly at its value."""
+    """The achievable plan, scaled, puts the tightest hard limit exactly at its value with GTV
+    D95 at the achievable prescription; the escalation never does worse than scaling the plan
+    made for the requested prescription."""
     from planner.constraints import constraints_for
     from planner.metrics import metric, structure_dose
+    from planner.plan import ACHIEVABLE_METRIC, HARD_STRUCTURES
 
-    assert plan.achievable_prescription_gy > 10
-    scene_dose = plan.dose_gy
-    # Rebuild the targets to measure on them.
-    from planner.plan import add_targets
-    from scenes.cases import build_scene
-
-    scene = add_targets(build_scene("t10_rcc_escc2", spacing_mm=(2.5, 2.5, 2.5)), prv_of=("spinal_cord", "thecal_sac"))
+    assert ACHIEVABLE_METRIC == "D95%"
+    assert plan.achievable_prescription_gy > 10 and plan.achievable_probes
+    scene, voxel = plan.scene, plan.scene.grid.voxel_volume_cc
     constraints = constraints_for("hytec", 2)
-    gtv_d90 = metric(structure_dose(scene_dose, scene.structure("gtv").full(), scene.grid.voxel_volume_cc), "D90%")
-    scaled = scene_dose * plan.achievable_prescription_gy / gtv_d90
-    assert achievable_prescription(scaled, scene, constraints) == pytest.approx(plan.achievable_prescription_gy, rel=1e-6)
-    worst = max(metric(structure_dose(scaled, scene.structure(c.structure).full(), scene.grid.voxel_volume_cc), c.metric)
-                / c.limit_gy for c in constraints)
+    best = plan.achievable_dose_gy
+    gtv_d95 = metric(structure_dose(best, scene.structure("gtv").full(), voxel), "D95%")
+    assert gtv_d95 == pytest.approx(plan.achievable_prescription_gy, rel=1e-6)
+    hard = [c for c in constraints if c.structure in HARD_STRUCTURES and c.metric == "Dmax"]
+    worst = max(metric(structure_dose(best, scene.structure(c.structure).full(), voxel), c.metric) / c.limit_gy for c in hard)
     assert worst == pytest.approx(1.0, rel=1e-6)
+    assert plan.achievable_prescription_gy >= achievable_prescription(plan.dose_gy, scene, constraints) - 1e-9
+    data = json.loads(plan.to_json())
+    assert data["achievable_metric"] == "gtv D95%" and len(data["achievable_probes"]) == len(plan.achievable_probes)
 
 
 def test_result_is_json_serialisable(plan):
@@ -74,15 +75,27 @@ def test_cli_plan_bad_input(argv, message, capsys, tmp_path):
     assert not (tmp_path / "x.json").exists()
 
 
+@pytest.mark.slow
 def test_separation_gap_raises_the_achievable_prescription():
-    """The teaching point: separating the tumour from the cord lets more dose in. At 1.25 mm
-    in-plane (the gaps are below a 2.5 mm voxel): a 1 or 2 mm gap raises the maximum
-    achievable prescription clearly above no surgery. (Between 1 and 3 mm it plateaus
-    within the optimiser's +-1%: see the issue note; the strict rise is not claimed here.)"""
-    values = [plan_case("t10_rcc_escc2", regimen=Regimen(24.0, 2), gap_mm=gap, engine="pencil",
-                        grid_mm=(2.5, 1.25, 1.25), max_iterations=2000).achievable_prescription_gy
-              for gap in (None, 1.0, 2.0)]
-    assert values[1] > 1.05 * values[0] and values[2] > 1.05 * values[0], values
+    """The teaching point: separating the tumour from the sac lets more dose into it.
+
+    Grid 2.5 x 1.25 x 1.25 mm: in-plane voxels fine enough that each 1 mm of requested gap
+    moves the residual GTV's nearest voxel 0.8-0.95 mm further from the sac (measured: 4.5,
+    5.3, 6.3 mm from the sac's voxel centres at 1, 2, 3 mm). With the spine-SBRT dose fall-off
+    of 10-15%/mm between the tumour and the cord, each step should raise the maximum
+    achievable prescription by about 8% or more; 4% (half that) is asserted, leaving room for
+    the escalation search's precision (one probe step is 10%, re-optimised for 30 iterations).
+    Removing the tumour against the sac (0 -> 1 mm) raises it far more."""
+    from scenes.cases import build_scene
+
+    grid = (2.5, 1.25, 1.25)
+    scene = build_scene("t10_rcc_escc2", spacing_mm=grid)
+    values = [plan_case("t10_rcc_escc2", regimen=Regimen(24.0, 2), gap_mm=gap, engine="pencil", grid_mm=grid,
+                        scene=scene, max_iterations=100).achievable_prescription_gy
+              for gap in (None, 1.0, 2.0, 3.0)]
+    assert values[1] > 1.5 * values[0], values
+    for lower, higher in zip(values[1:], values[2:]):
+        assert higher > 1.04 * lower, values
 
 
 def test_ctv_takes_whole_involved_sectors():
