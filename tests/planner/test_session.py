@@ -32,3 +32,27 @@ def test_separation_raises_what_the_session_reports(session):
     assert operated > none
     with pytest.raises(ValueError, match="gap_mm"):
         session.set_gap(20.0)
+
+
+def test_slider_matrix_gives_the_full_matrix_update(session):
+    """Sliders re-optimise on the rows some term or metric uses: the same update as on the
+    whole matrix (the other rows carry no term)."""
+    import numpy as np
+
+    from planner.optimise import reoptimise
+
+    session.set_gap(1.0)
+    matrix, _, _ = session._slider()
+    assert matrix.shape[0] < session.influence.matrix.shape[0]
+    full = reoptimise(session.influence.matrix, session._terms(), session.weights, scale=1.1)
+    quick = session._reoptimise(scale=1.1)
+    assert quick.objective == pytest.approx(full.objective, rel=1e-9)
+    assert np.allclose(quick.weights, full.weights, rtol=1e-7, atol=1e-9)
+
+
+def test_maximum_prescription_rises_with_separation(session):
+    session.set_gap(0.0)
+    none, _ = session.maximum_prescription()
+    session.set_gap(2.0)
+    operated, probes = session.maximum_prescription()
+    assert operated > 1.5 * none and probes
