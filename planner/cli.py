@@ -137,8 +137,8 @@ def _plan(args, out) -> int:
                        grid_mm=args.spacing_mm, arrangement=args.beams, beamlet_mm=args.beamlet_mm, progress=progress)
     print(format_table(result.constraints), file=out)
     gtv = result.metrics.get("gtv", {})
-    print(f"prescription {regimen.dose_gy:g} Gy / {regimen.fractions} fx; maximum achievable (GTV D90 at the first "
-          f"cord limit) {result.achievable_prescription_gy:.1f} Gy; PTV coverage {100 * result.coverage_achieved:.0f}%; "
+    print(f"prescription {regimen.dose_gy:g} Gy / {regimen.fractions} fx; maximum achievable (GTV Dmin at the "
+          f"hard cord limits, escalated) {result.achievable_prescription_gy:.1f} Gy; PTV coverage {100 * result.coverage_achieved:.0f}%; "
           f"GTV D95 {gtv.get('D95%', float('nan')):.1f} Gy", file=out)
     for note in result.notes:
         print(f"note: {note}", file=out)

@@ -6,11 +6,11 @@ dose is computed by superposition and then *scaled* - dose is linear in the weig
 that the target's coverage dose reaches the prescription unless that would break a cord
 limit, in which case the cord limit wins and the coverage achieved is reported.
 
-The maximum achievable prescription is judged on the residual gross tumour (GTV D95,
+The maximum achievable prescription is judged on the residual gross tumour (GTV Dmin,
 ``planner/protocols/targets.toml`` [achievable]): the highest prescription P for which a plan
 optimised *at P* - the GTV covered right up to the cord PRV, the cord and thecal-sac limits
-hard - still has GTV D95 >= P once scaled so that the tightest hard limit is met exactly.
-A plan's own figure is ``GTV D95 x min over hard limits of (limit / value)``;
+hard - still has GTV Dmin >= P once scaled so that the tightest hard limit is met exactly.
+A plan's own figure is ``GTV Dmin x min over hard limits of (limit / value)``;
 :func:`escalate` raises P until the plan can no longer follow. (Scaling only the plan made for
 the requested prescription is not enough: after separation surgery that plan sits below the
 cord limit with its near-cord dose set by the PTV edge - the CTV's whole sectors abut the
@@ -56,7 +56,7 @@ def _target_rules() -> dict:
 
 #: The achievable prescription asks the gross tumour, not the cropped PTV, to be covered:
 #: epidural disease against the cord is what limits it (and what separation surgery removes).
-#: Its near-minimum (D95, Yamada 2017) must reach the prescription (targets.toml [achievable]).
+#: Its coldest voxel (Dmin) must reach the prescription (targets.toml [achievable], with why).
 ACHIEVABLE_STRUCTURE = str(_target_rules()["achievable"]["structure"])
 ACHIEVABLE_METRIC = str(_target_rules()["achievable"]["metric"]["value"])
 
@@ -98,7 +98,7 @@ class PlanResult:
     scene: Scene | None = field(default=None, repr=False, compare=False)
     beams: object = field(default=None, repr=False, compare=False)
     #: The plan that reaches the achievable prescription, scaled so that the tightest hard
-    #: limit is met exactly (its GTV D95 is ``achievable_prescription_gy``).
+    #: limit is met exactly (its GTV Dmin is ``achievable_prescription_gy``).
     achievable_dose_gy: np.ndarray | None = field(default=None, repr=False)
     #: The escalation's probes: (prescription asked, achievable figure of that plan), Gy.
     achievable_probes: tuple = ()
@@ -318,9 +318,9 @@ def escalate(matrix, term_rows: dict, regimen: Regimen, rows_of: dict, constrain
     Starting from ``weights`` (the plan for ``regimen``), each probe re-optimises at the
     prescription P the last plan showed achievable (times :data:`ESCALATION_STEP`) with the
     escalation terms (GTV covered up to the PRV, cord and sac hard, the rest of the PTV
-    yielding), and measures that plan's figure ``GTV D95 x min(limit / value)``. The search
+    yielding), and measures that plan's figure ``GTV Dmin x min(limit / value)``. The search
     stops when a plan no longer reaches what it was asked for. Every figure is achievable
-    (its plan, scaled, meets the hard limits exactly with GTV D95 at the figure); the best
+    (its plan, scaled, meets the hard limits exactly with GTV Dmin at the figure); the best
     is returned as ``(figure_gy, weights, probes)`` with ``probes`` the (asked, figure) pairs.
     """
     present = set(rows_of)

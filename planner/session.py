@@ -115,7 +115,7 @@ class Session:
 
     def maximum_prescription(self) -> tuple:
         """(Gy, probes): the escalation search of :func:`planner.plan.plan_case` on the session's
-        matrix at the current gap (GTV D95 at the tightest cord/sac limit; seconds, not a slider
+        matrix at the current gap (GTV Dmin at the tightest cord/sac limit; seconds, not a slider
         update). The session's own state reports only the scaled current plan, a lower bound."""
         matrix, term_rows, measure_rows = self._slider()
         rows_of = {n: measure_rows[n] for n in ("gtv",) + HARD_STRUCTURES if n in measure_rows}
