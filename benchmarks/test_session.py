@@ -21,11 +21,11 @@ def session():
 
 def test_prescription_slider(benchmark, session):
     values = iter(np.tile([22.0, 26.0, 28.0, 25.0, 27.0, 24.0], 10))
-    benchmark.pedantic(lambda: session.set_prescription(float(next(values))), rounds=24, iterations=1)
+    benchmark.pedantic(lambda: session.set_prescription(float(next(values))), rounds=60, iterations=1)
     benchmark.extra_info["p95_s"] = float(np.percentile(benchmark.stats.stats.data, 95))
 
 
 def test_gap_slider(benchmark, session):
     values = iter(np.tile([1.0, 2.0, 3.0, 0.0, 2.0, 1.0], 10))
-    benchmark.pedantic(lambda: session.set_gap(float(next(values))), rounds=24, iterations=1)
+    benchmark.pedantic(lambda: session.set_gap(float(next(values))), rounds=60, iterations=1)
     benchmark.extra_info["p95_s"] = float(np.percentile(benchmark.stats.stats.data, 95))

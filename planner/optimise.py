@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
+from threadpoolctl import threadpool_limits
+
 from kernels.sparse_dose_cpu import dose_from_weights, gradient_to_weights, transposed_copy
 
 from .objectives import total
@@ -55,8 +57,12 @@ def optimise(matrix, terms, *, initial_weights=None, max_iterations: int = 500, 
         value, gradient = total(terms, dose)
         return value, gradient_to_weights(matrix, gradient, transposed=transposed)
 
-    result = minimize(fun, w0, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * n,
-                      options=dict(maxiter=max_iterations, ftol=ftol, gtol=gtol))
+    # BLAS on one thread while L-BFGS-B runs: its small vector operations gain nothing from
+    # OpenBLAS threads, which on 2 cores fight numba's OpenMP workers (still spinning after
+    # each sparse product) - measured 1.6 s -> 0.3 s to convergence on the reference case.
+    with threadpool_limits(limits=1, user_api="blas"):
+        result = minimize(fun, w0, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * n,
+                          options=dict(maxiter=max_iterations, ftol=ftol, gtol=gtol))
     return OptimisationResult(np.asarray(result.x), float(result.fun), int(result.nit), bool(result.success), str(result.message))
 
 
