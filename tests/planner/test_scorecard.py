@@ -144,3 +144,13 @@ def test_cli_compare_writes_json_and_csv(tmp_path, capsys):
 def test_cli_compare_bad_input(argv, message, capsys, tmp_path):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_more_gap_never_lowers_the_achievable_dose():
+    from planner.plan import plan_case
+    from scenes.cases import build_scene
+
+    scene = build_scene("t10_rcc_escc2", spacing_mm=GRID)
+    values = [plan_case("t10_rcc_escc2", regimen=Regimen(24.0, 2), gap_mm=gap, engine="pencil", scene=scene,
+                        max_iterations=100).achievable_prescription_gy for gap in (1.0, 2.0, 3.0)]
+    assert values == sorted(values), values
