@@ -83,3 +83,18 @@ def test_demo_bad_output_folder(tmp_path, capsys):
     target.write_text("x")
     assert main(["demo", "--out", str(target)]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_runs_in_process(tmp_path, capsys):
+    """`spinesim demo` end to end (about a minute): scorecard printed, report and data written."""
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "NOMS: Separation surgery + stabilisation, then SBRT" in printed
+    assert "maximum achievable prescription" in printed and "not for clinical use" in printed
+    for name in ("report.html", "scorecard.json", "scorecard.csv", "timeline.json"):
+        assert (out / name).stat().st_size > 0
+    timeline = json.loads((out / "timeline.json").read_text())
+    assert [p["weeks"] for p in timeline["points"]] == [0.0, 4.0, 8.0, 12.0]
+    assert len(list((out / "images").glob("*.png"))) >= 15
