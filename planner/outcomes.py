@@ -247,7 +247,12 @@ def ambulation(*, escc_grade: str, ambulatory: bool, decompressed: bool, treated
         return Estimate(row["value_pct"], "%", f"paraplegic for {paraplegic_hours:g} h (> {window['hours']} h): "
                         f"{window['note']} The RT-alone rate of regaining walking ({row['derived']}) is the best "
                         "available figure, for every strategy.", row["source"], False, "after treatment")
-    if decompressed:
+    if decompressed and radiosensitivity == "radiosensitive":
+        # Patchell excluded radiosensitive tumours: no trial shows surgery adding to RT for them.
+        key = "scorad_multi"
+        why = ("decompression of a radiosensitive tumour: Patchell excluded these histologies, so the "
+               "conventional-RT figure (SCORAD) is used and surgery adds nothing")
+    elif decompressed:
         key = "patchell_surgery_ambulatory" if ambulatory else "patchell_surgery_regained"
         why = "direct decompression + RT"
     elif radiosensitivity in ("radiosensitive", "moderately_sensitive") and conventional_fractions is not None:

@@ -5,7 +5,8 @@ At each time point the lesion has grown by its histology's doubling time
 status follows the grade (a teaching assumption, ``planner/protocols/outcomes.toml``
 [untreated_course]: it never improves without treatment), NOMS is asked again, and SBRT
 alone, separation surgery + SBRT and cEBRT are planned and scored. The timeline says when
-the window for SBRT alone closes and when walking is lost. Teaching and research only, not
+the window for SBRT alone closes (NOMS stops recommending it, or its plan breaks a hard limit)
+and when walking is lost. Teaching and research only, not
 for clinical use.
 """
 
@@ -28,7 +29,6 @@ __all__ = ["TimelinePoint", "Timeline", "timeline", "TIMELINE_STRATEGIES"]
 
 #: The strategies re-planned at every time point (the full menu at each would take minutes).
 TIMELINE_STRATEGIES = ("sbrt_24gy_2fx", "separation_sbrt_27gy_3fx", "cebrt_20gy_5fx")
-LOW_GRADES = ("0", "1a", "1b")
 
 
 @dataclass(frozen=True)
@@ -156,12 +156,14 @@ def timeline(case: Case | str, *, weeks=(0, 2, 4, 8, 12), grid_mm=(2.5, 2.5, 2.5
                                              engine=engine)
         sbrt = results["sbrt_24gy_2fx"]
         coverage = sbrt.dosimetry.get("ptv_coverage") or 0.0
-        if grade not in LOW_GRADES:
-            ok, why = False, f"ESCC {grade}: high-grade or cord-touching compression (NOMS: decompress or cEBRT first)"
-        elif coverage < 1.0:
-            ok, why = False, f"the cord limit stops SBRT alone at {100 * coverage:.0f}% PTV coverage"
+        failing = [f"{c['structure']} {c['metric']}" for c in sbrt.constraints if c["status"] == "fail"]
+        if assessment.surgery != "none" or assessment.radiotherapy != "sbrt" or assessment.mechanical == "stabilisation":
+            ok, why = False, f"ESCC {grade}: NOMS now recommends {assessment.summary}"
+        elif failing:
+            ok, why = False, "SBRT alone breaks " + ", ".join(failing)
         else:
-            ok, why = True, f"ESCC {grade}, full coverage within the cord limits"
+            ok, why = True, (f"ESCC {grade}: NOMS recommends {assessment.summary}; the plan meets every hard limit "
+                             f"(PTV coverage {100 * coverage:.0f}%)")
         best = max(results.values(), key=lambda r: (r.value("walking") or 0.0, r.value("local_control") or 0.0))
         points.append(TimelinePoint(
             weeks=week, volume_factor=_volume_factor(measuring), escc_grade=grade, neurological_status=status,

@@ -176,3 +176,12 @@ def test_untreated_status_never_improves():
 def test_local_control_rejects_a_bad_setting():
     with pytest.raises(ValueError, match="setting must be"):
         local_control(setting="palliative", fractions=1, gtv_d95_gy=8.0, escc_grade="0", radiosensitivity="radioresistant")
+
+
+def test_surgery_adds_no_walking_for_radiosensitive_tumours():
+    # Patchell 2005 excluded radiosensitive histologies (lymphoma, myeloma, germ cell).
+    operated = ambulation(escc_grade="3", ambulatory=True, decompressed=True, treated=True,
+                          radiosensitivity="radiosensitive", conventional_fractions=None)
+    irradiated = ambulation(escc_grade="3", ambulatory=True, decompressed=False, treated=True,
+                            radiosensitivity="radiosensitive", conventional_fractions=5)
+    assert operated.value == irradiated.value and "Patchell excluded" in operated.basis
