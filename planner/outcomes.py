@@ -117,13 +117,17 @@ def _logistic(dose: float, d50: float, slope: float) -> float:
     return 1.0 / (1.0 + math.exp(-slope * (dose - d50)))
 
 
-def myelopathy_risk(*, pmax_gy: float, fractions: int, stereotactic: bool, prior_eqd2_gy: float = 0.0) -> Estimate:
+def myelopathy_risk(*, pmax_gy: float, fractions: int, stereotactic: bool, prior_course: dict | None = None,
+                    cauda: bool = False) -> Estimate:
     """Radiation myelopathy risk from the cord (or thecal-sac) point maximum.
 
     Conventional courses: a logistic in the cord maximum EQD2 (alpha/beta 0.87) fixed by
-    Schultheiss' D50 and 5% dose. Stereotactic courses: an *illustrative* logistic in the
-    thecal-sac Pmax EQD2 (alpha/beta 2) through Sahgal 2013's 5% point, with the same slope.
-    ``prior_eqd2_gy`` (a previous course, re-irradiation) is added to the course's EQD2.
+    Schultheiss' D50 and 5% dose (``pmax_gy`` is the spinal cord's). Stereotactic courses: an
+    *illustrative* logistic in the thecal-sac Pmax EQD2 (alpha/beta 2) through Sahgal 2013's
+    5% point, with the same slope. With a ``prior_course`` (``{"dose_gy", "fractions"}``):
+    conventional courses add the prior EQD2 at the model's alpha/beta (no repair between the
+    courses assumed); a stereotactic re-irradiation is judged by Sahgal 2012's rule (no curve
+    for re-irradiation is in the reference). Below the conus (``cauda``) no model applies.
 
     Examples
     --------
@@ -133,20 +137,44 @@ def myelopathy_risk(*, pmax_gy: float, fractions: int, stereotactic: bool, prior
     table = outcome_tables()["myelopathy"]
     conventional = table["conventional"]
     slope = math.log(19.0) / (conventional["d50_eqd2_gy"] - conventional["d5_eqd2_gy"])
+    if cauda:
+        return _none("%", "below the conus: the cauda equina has no myelopathy (NTCP) model in the reference")
     if not math.isfinite(pmax_gy) or pmax_gy < 0:
         return _none("%", "no cord dose: myelopathy risk not estimated")
     if stereotactic:
         model = table["stereotactic"]
-        dose = float(eqd2(pmax_gy, fractions, model["alpha_beta_gy"])) + prior_eqd2_gy
+        dose = float(eqd2(pmax_gy, fractions, model["alpha_beta_gy"]))
+        if prior_course:
+            return _reirradiation(dose, prior_course, model["alpha_beta_gy"])
         d50 = model["eqd2_at_5pct_gy"] + math.log(19.0) / slope
-        basis = (f"Pmax {pmax_gy:.1f} Gy in {fractions} fx = EQD2 {dose:.1f} Gy (alpha/beta 2"
-                 f"{', with the prior course' if prior_eqd2_gy else ''}); {model['label']}")
+        basis = f"Pmax {pmax_gy:.1f} Gy in {fractions} fx = EQD2 {dose:.1f} Gy (alpha/beta 2); {model['label']}"
         return Estimate(100.0 * _logistic(dose, d50, slope), "%", basis, model["source"], False, "any time")
-    dose = float(eqd2(pmax_gy, fractions, conventional["alpha_beta_gy"])) + prior_eqd2_gy
-    basis = (f"cord maximum {pmax_gy:.1f} Gy in {fractions} fx = EQD2 {dose:.1f} Gy (alpha/beta 0.87); "
-             f"{conventional['model']}")
-    return Estimate(100.0 * _logistic(dose, conventional["d50_eqd2_gy"], slope), "%", basis,
+    ab = conventional["alpha_beta_gy"]
+    dose = float(eqd2(pmax_gy, fractions, ab))
+    prior = float(eqd2(prior_course["dose_gy"], prior_course["fractions"], ab)) if prior_course else 0.0
+    basis = (f"cord maximum {pmax_gy:.1f} Gy in {fractions} fx = EQD2 {dose:.1f} Gy (alpha/beta {ab:g})"
+             + (f" + prior course {prior:.1f} Gy (same alpha/beta, no repair assumed)" if prior_course else "")
+             + f"; {conventional['model']}")
+    return Estimate(100.0 * _logistic(dose + prior, conventional["d50_eqd2_gy"], slope), "%", basis,
                     conventional["source"], bool(conventional["verified"]), "any time")
+
+
+def _reirradiation(sbrt_eqd2_gy: float, prior_course: dict, alpha_beta_gy: float) -> Estimate:
+    from .radiobiology import parameters
+
+    rules = parameters()["reirradiation"]
+    prior = float(eqd2(prior_course["dose_gy"], prior_course["fractions"], alpha_beta_gy))
+    total = sbrt_eqd2_gy + prior
+    within = (sbrt_eqd2_gy <= rules["sbrt_thecal_sac_pmax_eqd2_gy"] + 1e-6
+              and total <= rules["cumulative_thecal_sac_pmax_eqd2_gy"] + 1e-6
+              and sbrt_eqd2_gy <= rules["sbrt_share_of_cumulative_max"] * total + 1e-6)
+    basis = (f"re-irradiation: SBRT thecal-sac Pmax {sbrt_eqd2_gy:.1f} Gy2/2 (rule <= "
+             f"{rules['sbrt_thecal_sac_pmax_eqd2_gy']:g}), cumulative {total:.1f} Gy2/2 with the prior course "
+             f"(rule <= {rules['cumulative_thecal_sac_pmax_eqd2_gy']:g}, SBRT share <= "
+             f"{rules['sbrt_share_of_cumulative_max']:g}): "
+             + ("within Sahgal 2012's safe limits" if within else "BEYOND Sahgal 2012's safe limits")
+             + "; the reference gives no risk curve for re-irradiation")
+    return Estimate(None, "%", basis, rules["source"], bool(rules["verified"]), "any time")
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,7 +229,7 @@ def fracture_risk(*, dose_per_fraction_gy: float, stereotactic: bool, lytic: boo
     factors = [name for name, present in (("lytic tumour", lytic), ("baseline collapse", baseline_collapse),
                                           ("spinal deformity", deformity)) if present]
     also = f"; other risk factors present: {', '.join(factors)} (not quantified)" if factors else ""
-    if not stereotactic and dose_per_fraction_gy < x[0]:
+    if not stereotactic:
         row = table["conventional"]
         return Estimate(float(row["vcf_pct"]), "%", f"conventional course ({dose_per_fraction_gy:.1f} Gy per fraction): "
                         f"{row['regimen']} arm, {row['note']}{also}", row["source"], bool(row["verified"]), row["horizon"])
@@ -221,12 +249,13 @@ def fracture_risk(*, dose_per_fraction_gy: float, stereotactic: bool, lytic: boo
 # Ambulation
 # --------------------------------------------------------------------------------------------
 def ambulation(*, escc_grade: str, ambulatory: bool, decompressed: bool, treated: bool, radiosensitivity: str,
-               conventional_fractions: int | None, paraplegic_hours: float = 0.0) -> Estimate:
+               conventional_fractions: int | None, paraplegic_hours: float = 0.0, irradiated: bool = True) -> Estimate:
     """Probability of walking after treatment (Patchell 2005; SCORAD for radiosensitive tumours).
 
     ``decompressed``: the cord was surgically decompressed (separation surgery or
-    decompression); ``treated``: any local treatment; ``conventional_fractions``: the cEBRT
-    fractions when the course is conventional, else None.
+    decompression); ``treated``: any local treatment; ``irradiated``: radiotherapy follows
+    (every trial arm had it); ``conventional_fractions``: the cEBRT fractions when the course
+    is conventional, else None.
 
     Examples
     --------
@@ -241,6 +270,9 @@ def ambulation(*, escc_grade: str, ambulatory: bool, decompressed: bool, treated
                         f"({table['compression_note']})", None, False, "after treatment")
     if not treated:
         return _none("%", f"ESCC {escc_grade} cord compression left untreated: no published figure")
+    if not irradiated:
+        return _none("%", f"ESCC {escc_grade}: surgery without radiotherapy has no cohort (Patchell's surgical arm "
+                          "all received RT)")
     window = table["paraplegia_window"]
     if not ambulatory and paraplegic_hours > window["hours"]:
         row = table["patchell_rt_regained"]

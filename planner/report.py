@@ -105,7 +105,7 @@ def _scorecard_table(card) -> str:
         body.append(f"<tr{' class=noms' if r['noms'] else ''}>{''.join(cells)}</tr>")
     weights = ", ".join(f"{k} {v:g}" for k, v in card.weights.items())
     return (f"<table><tr>{head}</tr>{''.join(body)}</table><p class='muted'>Ranking weights (adjustable): {weights}. "
-            "Unknown values count as the worst known value in their column. Bold: best in its column. "
+            "An unknown benefit earns nothing and an unknown harm counts as the worst known; on the Pareto front an unknown is the worst possible. Bold: best in its column. "
             "&#9733;: Pareto-optimal on local control, walking, myelopathy, complications and time.</p>")
 
 

@@ -14,14 +14,16 @@ import io
 import json
 from dataclasses import dataclass, field
 
-from scenes.cases import Case, build_scene, grow, load_case
+import numpy as np
+
+from scenes.cases import Case, build_scene, doubling_time_days, grow, load_case
 from scenes.escc import measure_escc_grade
 from scenes.scene import Scene
 
 from .figures import DISCLAIMER
 from .prognosis import tokuhashi, tomita
 from .scores import noms, sins
-from .strategies import Strategy, StrategyResult, evaluate_strategy, standard_strategies
+from .strategies import Strategy, StrategyResult, case_after_delay, evaluate_strategy, standard_strategies
 
 __all__ = ["Scorecard", "compare_strategies", "DEFAULT_WEIGHTS", "COLUMNS", "noms_strategy_key", "MEASURING_GRID_MM"]
 
@@ -54,16 +56,17 @@ def noms_strategy_key(assessment) -> str:
 
 def _column_value(result: StrategyResult, key: str) -> float | None:
     if key == "time":
-        return float(result.days_to_end_of_rt) if result.days_to_end_of_rt is not None else 0.0
+        return float(result.days_to_end_of_treatment) if result.days_to_end_of_treatment is not None else 0.0
     return result.value(key)
 
 
 def _filled(results, key, direction):
-    """Column values with unknowns replaced by the worst known value (a conservative rule)."""
+    """Column values for scoring, unknowns filled conservatively: an unknown benefit earns
+    nothing (0), an unknown harm counts as the worst known harm."""
     values = [_column_value(r, key) for r in results]
     known = [v for v in values if v is not None]
-    worst = (min(known) if direction > 0 else max(known)) if known else 0.0
-    return [worst if v is None else v for v in values]
+    fill = 0.0 if direction > 0 else (max(known) if known else 0.0)
+    return [fill if v is None else v for v in values]
 
 
 def _scores(results, weights) -> list[float]:
@@ -80,7 +83,9 @@ def _scores(results, weights) -> list[float]:
 
 
 def _pareto(results) -> set:
-    columns = {key: _filled(results, key, d) for key, d in PARETO}
+    # An unknown value is the worst possible here: it can never make a strategy optimal.
+    columns = {key: [(-d * np.inf) if (v := _column_value(r, key)) is None else v for r in results]
+               for key, d in PARETO}
     front = set()
     for i, r in enumerate(results):
         dominated = False
@@ -136,7 +141,7 @@ class Scorecard:
                    "score": round(self.scores[r.strategy.key], 4), "pareto": r.strategy.key in self.pareto,
                    "noms": r.strategy.key == self.noms_key}
             for key, _ in COLUMNS:
-                row[key] = _column_value(r, key) if key != "time" else r.days_to_end_of_rt
+                row[key] = _column_value(r, key) if key != "time" else r.days_to_end_of_treatment
             row.update({k: r.dosimetry.get(k) for k in ("gtv_d90_gy", "gtv_d95_gy", "ptv_coverage", "epidural_d90_gy",
                                                          "cord_pmax_gy", "achievable_prescription_gy")})
             row["constraints"] = ("fail" if any(c["status"] == "fail" for c in r.constraints) else
@@ -217,6 +222,8 @@ def _check_weights(weights: dict | None) -> dict:
         if not isinstance(value, (int, float)) or not 0 <= value <= 100:
             raise ValueError(f"weights[{key!r}] must be a number in 0..100, got {value!r}")
         merged[key] = float(value)
+    if not any(merged.values()):
+        raise ValueError("weights: at least one weight must be above 0, or nothing can be ranked")
     return merged
 
 
@@ -276,12 +283,17 @@ def compare_strategies(case: Case | str, *, strategies: list[Strategy] | None = 
     weights = _check_weights(weights)
     if not (isinstance(weeks_delay, (int, float)) and 0 <= weeks_delay <= 520):
         raise ValueError(f"weeks_delay must be in 0..520 weeks, got {weeks_delay!r}")
+    if weeks_delay:
+        doubling_time_days(case.histology)  # a histology that cannot grow says so before any work
     say("measuring the scene (ESCC, SINS, NOMS, prognosis)", 0, 1)
     measuring = build_scene(case, spacing_mm=MEASURING_GRID_MM)
     planning = build_scene(case, spacing_mm=grid_mm)
     if weeks_delay:
         measuring, planning = grow(measuring, weeks_delay), grow(planning, weeks_delay)
     escc = measure_escc_grade(measuring)
+    if weeks_delay:
+        # The neurology of the delayed patient follows the grown lesion (as in the timeline).
+        case = case_after_delay(case, escc.grade)
     sins_score = sins(measuring)
     prognosis = tokuhashi(case, measuring)
     assessment = noms(measuring, case, escc=escc, sins_score=sins_score, prognosis=prognosis)

@@ -11,18 +11,17 @@ Teaching and research only, not for clinical use.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from scenes import surgery
 from scenes.cases import Case, load_case
 from scenes.scene import Scene
 
 from .outcomes import (Estimate, ambulation, course_days, fracture_risk, hospital_days, local_control,
-                       myelopathy_risk, outcome_tables, pain_response, surgical_risk)
+                       myelopathy_risk, outcome_tables, pain_response, surgical_risk, untreated_status)
 from .plan import PlanResult, Regimen, plan_case
-from .radiobiology import eqd2
 
-__all__ = ["Procedure", "Strategy", "StrategyResult", "standard_strategies", "evaluate_strategy",
+__all__ = ["Procedure", "Strategy", "StrategyResult", "standard_strategies", "evaluate_strategy", "case_after_delay",
            "radiosensitivity_of", "PROCEDURES", "TECHNIQUES"]
 
 #: Procedure name -> (function of scenes.surgery, its option, open surgery?, decompresses the cord?)
@@ -35,6 +34,15 @@ PROCEDURES = {
 }
 #: Radiotherapy technique -> (beam arrangement, constraint protocol).
 TECHNIQUES = {"sbrt": ("sbrt_fan", "hytec"), "cebrt": ("ap_pa", "quantec")}
+#: Below the conus the cauda equina is the organ at risk: TG-101 limits it for 1, 3, 5 fractions.
+CAUDA_PROTOCOL, CAUDA_PROTOCOL_FRACTIONS = "tg101", (1, 3, 5)
+
+
+def _below_conus(case: Case) -> bool:
+    from scenes.cases import FIRST_CAUDA_LEVEL
+    from scenes.morphometry import level_index
+
+    return level_index(case.level) >= level_index(FIRST_CAUDA_LEVEL)
 
 
 @dataclass(frozen=True)
@@ -152,7 +160,9 @@ def standard_strategies(case: Case | str, *, sins_total: int | None = None, mech
         Strategy("decompression_cebrt_30gy_10fx", "Decompression + titanium screws, then cEBRT 30 Gy/10",
                  (Procedure("laminectomy"),) + _sbrt(2.0, "titanium"), Regimen(30.0, 10), "cebrt", systemic),
     ]
-    threshold = int(outcome_tables()["surgery"].get("sins_surgical_consult", 7))
+    from .prognosis import score_tables
+
+    threshold = int(score_tables()["sins"]["surgical_consult_threshold"])
     if sins_total is not None and sins_total >= threshold:
         menu.append(Strategy("stabilisation_sbrt_24gy_2fx", "Posterior stabilisation (CF-PEEK), then SBRT 24 Gy/2",
                              (Procedure("posterior_instrumentation", "cf_peek"),), Regimen(24.0, 2), "sbrt", systemic))
@@ -168,6 +178,29 @@ def standard_strategies(case: Case | str, *, sins_total: int | None = None, mech
     return menu
 
 
+def case_after_delay(case: Case, escc_grade: str, *, status: str | None = None) -> Case:
+    """The case with the neurological status of its untreated lesion at a later time.
+
+    ``status`` defaults to what the ESCC grade implies (:func:`planner.outcomes.untreated_status`,
+    a teaching assumption), never better than the case's own."""
+    status = status or untreated_status(escc_grade, case.patient.get("neurology", "intact"))
+    patient = dict(case.patient)
+    if status == patient.get("neurology") or (status == "non_ambulatory" and not patient.get("ambulatory", True)):
+        return case
+    cauda = _below_conus(case)
+    frankel = outcome_tables()["untreated_course"]["status_to_frankel"][status]
+    if status == "intact":
+        return case
+    neurology = {"radiculopathy": "radiculopathy",
+                 "myelopathy": "cauda_equina_syndrome" if cauda else "myelopathy",
+                 "non_ambulatory": "cauda_equina_syndrome" if cauda else "myelopathy"}[status]
+    if patient.get("frankel", "E") < frankel:  # never better than the case's own grade (A worst)
+        frankel = patient["frankel"]
+    patient.update(neurology=neurology, frankel=frankel, ambulatory=frankel in ("D", "E"),
+                   deficit_duration_hours=max(float(patient.get("deficit_duration_hours", 0.0)), 1.0))
+    return replace(case, patient=patient)
+
+
 @dataclass(frozen=True, eq=False)
 class StrategyResult:
     """One evaluated strategy: dosimetry, outcome estimates, time, flags."""
@@ -176,7 +209,7 @@ class StrategyResult:
     dosimetry: dict
     constraints: list
     estimates: dict  # name -> Estimate
-    days_to_end_of_rt: int | None
+    days_to_end_of_treatment: int | None
     flags: tuple
     plan: PlanResult | None = field(default=None, repr=False)
 
@@ -192,7 +225,7 @@ class StrategyResult:
                 "systemic_therapy": self.strategy.systemic_therapy,
                 "dosimetry": self.dosimetry, "constraints": self.constraints,
                 "estimates": {k: e.as_dict() for k, e in self.estimates.items()},
-                "days_to_end_of_rt": self.days_to_end_of_rt, "flags": list(self.flags)}
+                "days_to_end_of_treatment": self.days_to_end_of_treatment, "flags": list(self.flags)}
 
 
 def _finite(value):
@@ -210,6 +243,7 @@ def _dosimetry(plan: PlanResult) -> tuple[dict, list]:
         "epidural_d90_gy": _finite(metrics.get("epidural_disease", {}).get("D90%")),
         "cord_pmax_gy": _finite(metrics.get(neural, {}).get("Dmax")),
         "cord_pmax_structure": neural,
+        "spinal_cord_dmax_gy": _finite(metrics.get("spinal_cord", {}).get("Dmax")),
         "achievable_prescription_gy": _finite(plan.achievable_prescription_gy),
     }
     constraints = [{"structure": c.structure, "metric": c.metric, "value_gy": _finite(c.value_gy),
@@ -242,6 +276,13 @@ def evaluate_strategy(case: Case | str, strategy: Strategy, *, scene: Scene, esc
     days = None
     if strategy.regimen is not None:
         arrangement, protocol = TECHNIQUES[strategy.technique]
+        cauda = _below_conus(case)
+        if cauda and strategy.technique == "sbrt":
+            if strategy.regimen.fractions in CAUDA_PROTOCOL_FRACTIONS:
+                protocol = CAUDA_PROTOCOL
+            else:
+                flags.append(f"below the conus: no cauda-equina limits for {strategy.regimen.fractions} fractions in the "
+                             "reference; the HyTEC thecal-sac Pmax stands in for them")
         plan = plan_case(case, regimen=strategy.regimen, protocol=protocol, arrangement=arrangement, engine=engine,
                          scene=operated, progress=progress)
         dosimetry, constraints = _dosimetry(plan)
@@ -252,11 +293,11 @@ def evaluate_strategy(case: Case | str, strategy: Strategy, *, scene: Scene, esc
                                                    gtv_d95_gy=dosimetry["gtv_d95_gy"], escc_grade=escc_grade,
                                                    radiosensitivity=sensitivity)
         prior = patient.get("prior_radiotherapy")
-        prior_eqd2 = float(eqd2(prior["dose_gy"], prior["fractions"], 2.0)) if prior else 0.0
-        pmax = dosimetry["cord_pmax_gy"]
+        # Sahgal's stereotactic model is on the thecal-sac Pmax, Schultheiss' on the cord itself.
+        pmax = dosimetry["cord_pmax_gy"] if stereotactic else dosimetry["spinal_cord_dmax_gy"]
         estimates["myelopathy"] = myelopathy_risk(pmax_gy=pmax if pmax is not None else float("nan"),
                                                   fractions=fractions, stereotactic=stereotactic,
-                                                  prior_eqd2_gy=prior_eqd2)
+                                                  prior_course=prior, cauda=cauda)
         estimates["fracture"] = fracture_risk(dose_per_fraction_gy=strategy.regimen.dose_gy / fractions,
                                               stereotactic=stereotactic, lytic=case.lesion.kind == "lytic",
                                               baseline_collapse=case.lesion.collapse_pct > 0,
@@ -282,12 +323,15 @@ def evaluate_strategy(case: Case | str, strategy: Strategy, *, scene: Scene, esc
     conventional_fractions = strategy.regimen.fractions if strategy.technique == "cebrt" else None
     estimates["walking"] = ambulation(escc_grade=escc_grade, ambulatory=ambulatory, decompressed=strategy.decompressed,
                                       treated=bool(strategy.procedures) or strategy.regimen is not None,
+                                      irradiated=strategy.regimen is not None,
                                       radiosensitivity=sensitivity, conventional_fractions=conventional_fractions,
                                       paraplegic_hours=paraplegic)
     risks = surgical_risk(open_surgery=strategy.open_surgery, rt_start_day=rt_start if strategy.regimen else None)
     estimates["complications"] = risks["complications"]
     estimates["wound"] = risks["wound"]
     estimates["hospital"] = hospital_days(open_surgery=strategy.open_surgery)
+    if days is None and strategy.procedures:
+        days = 1 + int(estimates["hospital"].value)  # surgery alone: treatment ends at discharge
     if strategy.open_surgery and survival is not None and survival.get("short"):
         flags.append(f"open surgery with an expected survival of {survival['band']} ({survival['source']}): "
                      f"{surgery_table['min_survival_note']} Recovery and the {surgery_table['rt_wait_days']}-day "

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from scenes.cases import FIRST_CAUDA_LEVEL, Case, build_scene, grow, load_case
+from scenes.cases import Case, build_scene, doubling_time_days, grow, load_case
 from scenes.escc import measure_escc_grade
-from scenes.morphometry import level_index
 
 from .figures import DISCLAIMER
 from .outcomes import outcome_tables, untreated_status
 from .prognosis import tokuhashi
 from .scorecard import MEASURING_GRID_MM, noms_strategy_key
 from .scores import noms, sins
-from .strategies import evaluate_strategy, standard_strategies
+from .strategies import case_after_delay, evaluate_strategy, standard_strategies
 
 __all__ = ["TimelinePoint", "Timeline", "timeline", "TIMELINE_STRATEGIES"]
 
@@ -93,25 +92,6 @@ class Timeline:
                 "assumption": self.assumption, "disclaimer": self.disclaimer}
 
 
-def _patient_at(case: Case, status: str) -> Case:
-    """The case with the neurological status of an untreated lesion at a later time."""
-    patient = dict(case.patient)
-    if status == patient.get("neurology") or (status == "non_ambulatory" and not patient.get("ambulatory", True)):
-        return case
-    cauda = level_index(case.level) >= level_index(FIRST_CAUDA_LEVEL)
-    frankel = outcome_tables()["untreated_course"]["status_to_frankel"][status]
-    if status == "intact":
-        return case
-    neurology = {"radiculopathy": "radiculopathy",
-                 "myelopathy": "cauda_equina_syndrome" if cauda else "myelopathy",
-                 "non_ambulatory": "cauda_equina_syndrome" if cauda else "myelopathy"}[status]
-    if patient.get("frankel", "E") < frankel:  # never better than the case's own grade (A worst)
-        frankel = patient["frankel"]
-    patient.update(neurology=neurology, frankel=frankel, ambulatory=frankel in ("D", "E"),
-                   deficit_duration_hours=max(float(patient.get("deficit_duration_hours", 0.0)), 1.0))
-    return replace(case, patient=patient)
-
-
 def timeline(case: Case | str, *, weeks=(0, 2, 4, 8, 12), grid_mm=(2.5, 2.5, 2.5), engine: str = "pencil",
              strategy_keys=TIMELINE_STRATEGIES, progress=None) -> Timeline:
     """Re-evaluate ``case`` after each delay in ``weeks`` (0..520, increasing).
@@ -124,6 +104,8 @@ def timeline(case: Case | str, *, weeks=(0, 2, 4, 8, 12), grid_mm=(2.5, 2.5, 2.5
     weeks = [float(w) for w in weeks]
     if not weeks or any(not 0 <= w <= 520 for w in weeks) or weeks != sorted(set(weeks)):
         raise ValueError(f"weeks must be distinct increasing values in 0..520, got {weeks}")
+    if any(weeks):
+        doubling_time_days(case.histology)  # a histology that cannot grow says so before any planning
     measuring0 = build_scene(case, spacing_mm=MEASURING_GRID_MM)
     planning0 = build_scene(case, spacing_mm=grid_mm)
     menu = {s.key: s for s in standard_strategies(case)}
@@ -144,10 +126,11 @@ def timeline(case: Case | str, *, weeks=(0, 2, 4, 8, 12), grid_mm=(2.5, 2.5, 2.5
         worst_grade_index = max(worst_grade_index, order.index(escc.grade))
         grade = order[worst_grade_index]
         status = untreated_status(grade, status)
-        at = _patient_at(case, status)
+        at = case_after_delay(case, grade, status=status)
         sins_score = sins(measuring)
         prognosis = tokuhashi(at, measuring)
-        assessment = noms(measuring, at, sins_score=sins_score, prognosis=prognosis)
+        worst = escc if escc.grade == grade else replace(escc, grade=grade)
+        assessment = noms(measuring, at, escc=worst, sins_score=sins_score, prognosis=prognosis)
         survival = {"band": prognosis.survival, "short": prognosis.survival.startswith("<"), "source": prognosis.source}
         results = {}
         for key in keys:

@@ -46,14 +46,17 @@ def test_chained_gradient_through_the_matrix(rng):
 
 
 def test_finds_a_known_optimum(rng):
-    """Each beamlet feeds one voxel: the optimum puts every voxel exactly at its target."""
+    """Each beamlet feeds one voxel: the optimum puts every voxel exactly at its target.
+
+    A tight ftol: with the default 1e-5, whose relative test becomes absolute once the
+    objective is below 1, about 5% of random problems stop early (seen in 10 of 200 seeds)."""
     n = 10
     matrix = sparse.diags(rng.uniform(0.5, 2.0, n)).tocsr().astype(np.float32)
     matrix.indices = matrix.indices.astype(np.int32)
     targets = rng.uniform(1, 5, n)
     terms = [Underdose(np.array([i]), np.ones(1), targets[i]) for i in range(n)] + \
             [Overdose(np.array([i]), np.ones(1), targets[i]) for i in range(n)]
-    result = optimise(matrix, terms)
+    result = optimise(matrix, terms, ftol=1e-12)
     assert result.converged
     assert np.allclose(matrix @ result.weights, targets, rtol=1e-3)
 

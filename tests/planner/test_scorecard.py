@@ -37,11 +37,20 @@ def test_pareto_front_and_weights_on_synthetic_rows():
     assert max(range(3), key=scores.__getitem__) == 2
 
 
-def test_unknown_values_count_as_the_worst_known():
+def test_unknown_benefits_earn_nothing_and_unknown_harms_count_as_the_worst():
     a = _result("a", local_control=90, walking=None, myelopathy=1, complications=0, days=5)
     b = _result("b", local_control=90, walking=60, myelopathy=1, complications=0, days=5)
     scores = _scores([a, b], DEFAULT_WEIGHTS)
+    assert scores[0] == pytest.approx(scores[1] - DEFAULT_WEIGHTS["walking"] * 0.60)
+    c = _result("c", local_control=90, walking=60, myelopathy=None, complications=0, days=5)
+    d = _result("d", local_control=90, walking=60, myelopathy=8, complications=0, days=5)
+    scores = _scores([c, d], DEFAULT_WEIGHTS)
     assert scores[0] == pytest.approx(scores[1])
+    # On the Pareto front an unknown never helps: c cannot be optimal through its unknown risk.
+    assert _pareto([c, d]) == {"d"}
+    e = _result("e", local_control=90, walking=60, myelopathy=None, complications=0, days=5)
+    f = _result("f", local_control=90, walking=60, myelopathy=1, complications=0, days=5)
+    assert _pareto([e, f]) == {"f"}
 
 
 def test_disagreement_with_noms_is_explained():
@@ -92,7 +101,7 @@ def test_scorecard_of_the_default_case(card):
     assert separation.dosimetry["gtv_d95_gy"] > alone.dosimetry["gtv_d95_gy"]
     assert separation.value("walking") > alone.value("walking")
     assert separation.value("complications") > 0 == alone.value("complications")
-    assert separation.days_to_end_of_rt > alone.days_to_end_of_rt >= 2
+    assert separation.days_to_end_of_treatment > alone.days_to_end_of_treatment >= 2
     assert all(c["status"] != "fail" for c in separation.constraints if c["structure"] in ("spinal_cord", "thecal_sac"))
     assert card.ranking[0] in card.pareto
     text = card.table()
@@ -154,3 +163,34 @@ def test_more_gap_never_lowers_the_achievable_dose():
     values = [plan_case("t10_rcc_escc2", regimen=Regimen(24.0, 2), gap_mm=gap, engine="pencil", scene=scene,
                         max_iterations=100).achievable_prescription_gy for gap in (1.0, 2.0, 3.0)]
     assert values == sorted(values), values
+
+
+def test_delay_of_a_histology_without_doubling_time_is_refused_at_once():
+    from dataclasses import replace
+
+    from scenes.cases import load_case
+
+    case = load_case("t6_breast_reirradiation")
+    thyroid = replace(case, patient=dict(case.patient, histology="thyroid"))
+    with pytest.raises(ValueError, match="no published doubling time"):
+        timeline(thyroid, weeks=(0, 4))
+    with pytest.raises(ValueError, match="no published doubling time"):
+        compare_strategies(thyroid, weeks_delay=4)
+
+
+def test_zero_weights_are_refused():
+    with pytest.raises(ValueError, match="at least one weight"):
+        compare_strategies("t10_rcc_escc2", weights={k: 0.0 for k in DEFAULT_WEIGHTS})
+
+
+def test_below_the_conus_the_cauda_limits_apply():
+    from planner.strategies import evaluate_strategy
+    from scenes.cases import build_scene, load_case
+
+    case = load_case("l2_rcc_escc1a")
+    scene = build_scene(case, spacing_mm=GRID)
+    strategy = Strategy("srs", "SRS 16 Gy x1", (), Regimen(16.0, 1), "sbrt")
+    result = evaluate_strategy(case, strategy, scene=scene, escc_grade="1a")
+    structures = {c["structure"] for c in result.constraints}
+    assert "cauda_equina" in structures and all(c["protocol"] == "tg101" for c in result.constraints)
+    assert result.value("myelopathy") is None and "cauda" in result.estimates["myelopathy"].basis
