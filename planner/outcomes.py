@@ -124,10 +124,11 @@ def myelopathy_risk(*, pmax_gy: float, fractions: int, stereotactic: bool, prior
     Conventional courses: a logistic in the cord maximum EQD2 (alpha/beta 0.87) fixed by
     Schultheiss' D50 and 5% dose (``pmax_gy`` is the spinal cord's). Stereotactic courses: an
     *illustrative* logistic in the thecal-sac Pmax EQD2 (alpha/beta 2) through Sahgal 2013's
-    5% point, with the same slope. With a ``prior_course`` (``{"dose_gy", "fractions"}``):
-    conventional courses add the prior EQD2 at the model's alpha/beta (no repair between the
-    courses assumed); a stereotactic re-irradiation is judged by Sahgal 2012's rule (no curve
-    for re-irradiation is in the reference). Below the conus (``cauda``) no model applies.
+    5% point, with the same slope. With a ``prior_course`` (``{"dose_gy", "fractions"}``) the
+    course is judged by Sahgal 2012's re-irradiation rule instead (cumulative Pmax nBED, and
+    for SBRT its own cap and share): the reference gives the rule, not a risk curve, so the
+    value is None and the basis says within or beyond. Below the conus (``cauda``) no model
+    applies.
 
     Examples
     --------
@@ -150,28 +151,33 @@ def myelopathy_risk(*, pmax_gy: float, fractions: int, stereotactic: bool, prior
         basis = f"Pmax {pmax_gy:.1f} Gy in {fractions} fx = EQD2 {dose:.1f} Gy (alpha/beta 2); {model['label']}"
         return Estimate(100.0 * _logistic(dose, d50, slope), "%", basis, model["source"], False, "any time")
     ab = conventional["alpha_beta_gy"]
+    if prior_course:
+        # A second conventional course is judged by the cumulative rule too (alpha/beta 2).
+        return _reirradiation(float(eqd2(pmax_gy, fractions, 2.0)), prior_course, 2.0, stereotactic=False)
     dose = float(eqd2(pmax_gy, fractions, ab))
-    prior = float(eqd2(prior_course["dose_gy"], prior_course["fractions"], ab)) if prior_course else 0.0
-    basis = (f"cord maximum {pmax_gy:.1f} Gy in {fractions} fx = EQD2 {dose:.1f} Gy (alpha/beta {ab:g})"
-             + (f" + prior course {prior:.1f} Gy (same alpha/beta, no repair assumed)" if prior_course else "")
-             + f"; {conventional['model']}")
-    return Estimate(100.0 * _logistic(dose + prior, conventional["d50_eqd2_gy"], slope), "%", basis,
+    basis = f"cord maximum {pmax_gy:.1f} Gy in {fractions} fx = EQD2 {dose:.1f} Gy (alpha/beta {ab:g}); {conventional['model']}"
+    return Estimate(100.0 * _logistic(dose, conventional["d50_eqd2_gy"], slope), "%", basis,
                     conventional["source"], bool(conventional["verified"]), "any time")
 
 
-def _reirradiation(sbrt_eqd2_gy: float, prior_course: dict, alpha_beta_gy: float) -> Estimate:
+def _reirradiation(course_eqd2_gy: float, prior_course: dict, alpha_beta_gy: float, *, stereotactic: bool = True) -> Estimate:
+    """Sahgal 2012's re-irradiation rule (cumulative Pmax nBED; for SBRT also its own cap and
+    share); the reference gives the rule, not a risk curve, so the value is None."""
     from .radiobiology import parameters
 
     rules = parameters()["reirradiation"]
     prior = float(eqd2(prior_course["dose_gy"], prior_course["fractions"], alpha_beta_gy))
-    total = sbrt_eqd2_gy + prior
-    within = (sbrt_eqd2_gy <= rules["sbrt_thecal_sac_pmax_eqd2_gy"] + 1e-6
-              and total <= rules["cumulative_thecal_sac_pmax_eqd2_gy"] + 1e-6
-              and sbrt_eqd2_gy <= rules["sbrt_share_of_cumulative_max"] * total + 1e-6)
-    basis = (f"re-irradiation: SBRT thecal-sac Pmax {sbrt_eqd2_gy:.1f} Gy2/2 (rule <= "
-             f"{rules['sbrt_thecal_sac_pmax_eqd2_gy']:g}), cumulative {total:.1f} Gy2/2 with the prior course "
-             f"(rule <= {rules['cumulative_thecal_sac_pmax_eqd2_gy']:g}, SBRT share <= "
-             f"{rules['sbrt_share_of_cumulative_max']:g}): "
+    total = course_eqd2_gy + prior
+    within = total <= rules["cumulative_thecal_sac_pmax_eqd2_gy"] + 1e-6
+    rule = f"cumulative {total:.1f} Gy2/2 with the prior course (rule <= {rules['cumulative_thecal_sac_pmax_eqd2_gy']:g})"
+    if stereotactic:
+        within = within and (course_eqd2_gy <= rules["sbrt_thecal_sac_pmax_eqd2_gy"] + 1e-6
+                             and course_eqd2_gy <= rules["sbrt_share_of_cumulative_max"] * total + 1e-6)
+        rule = (f"SBRT thecal-sac Pmax {course_eqd2_gy:.1f} Gy2/2 (rule <= {rules['sbrt_thecal_sac_pmax_eqd2_gy']:g}, "
+                f"share of the cumulative <= {rules['sbrt_share_of_cumulative_max']:g}), " + rule)
+    else:
+        rule = f"cord maximum {course_eqd2_gy:.1f} Gy2/2 this course, " + rule
+    basis = ("re-irradiation: " + rule + ": "
              + ("within Sahgal 2012's safe limits" if within else "BEYOND Sahgal 2012's safe limits")
              + "; the reference gives no risk curve for re-irradiation")
     return Estimate(None, "%", basis, rules["source"], bool(rules["verified"]), "any time")

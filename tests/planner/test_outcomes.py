@@ -89,10 +89,9 @@ def test_reirradiation_is_judged_by_sahgal_2012_not_the_de_novo_curve():
     beyond = myelopathy_risk(pmax_gy=17.0, fractions=2, stereotactic=True, prior_course=prior)
     assert within.value is None and "within Sahgal 2012" in within.basis
     assert "BEYOND" in beyond.basis
-    # Conventional re-irradiation: both courses at the model's alpha/beta (0.87).
-    alone = myelopathy_risk(pmax_gy=8.0, fractions=1, stereotactic=False).value
-    after = myelopathy_risk(pmax_gy=8.0, fractions=1, stereotactic=False, prior_course=prior).value
-    assert after > alone
+    # A second conventional course: the cumulative rule (30 Gy/10 = 37.5 Gy2/2, 8 Gy x1 = 20).
+    after = myelopathy_risk(pmax_gy=8.0, fractions=1, stereotactic=False, prior_course=prior)
+    assert after.value is None and "cumulative 57.5 Gy2/2" in after.basis and "within" in after.basis
     assert myelopathy_risk(pmax_gy=8.0, fractions=1, stereotactic=False, cauda=True).value is None
 
 
