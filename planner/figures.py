@@ -1,4 +1,4 @@
-"""Matplotlib figures of scenes (2-D slices). PyVista 3-D views live in planner/viz.py.
+"""Matplotlib figures of scenes (2-D slices). PyVista 3-D views live in planner/viz/.
 
 Matplotlib is imported lazily with the Agg backend, so this works with no display.
 """

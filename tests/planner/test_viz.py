@@ -19,6 +19,7 @@ import pytest
 from scipy import ndimage
 
 from planner import viz
+from planner.viz import headless, render
 from planner.figures import DISCLAIMER  # noqa: F401  (the images carry it as text)
 from scenes.cases import build_scene
 
@@ -52,7 +53,7 @@ def require_rendering():
 
 
 def non_background_fraction(image):
-    background = np.round(np.array(viz._BACKGROUND) * 255)
+    background = np.round(np.array(render._BACKGROUND) * 255)
     return float(np.mean(np.abs(image.astype(float) - background).sum(axis=-1) > 30))
 
 
@@ -128,12 +129,12 @@ def test_beam_arrows_point_at_the_isocentre_from_their_gantry_side():
 
 # -- rendering ------------------------------------------------------------------------------------
 def test_probe_reports_a_missing_window_without_crashing():
-    works, reason = viz._try_window("vtkNoSuchRenderWindow", 60.0)
+    works, reason = headless._try_window("vtkNoSuchRenderWindow", 60.0)
     assert not works and "vtkNoSuchRenderWindow" in reason
 
 
 def test_unavailable_rendering_raises_with_the_reason(monkeypatch):
-    monkeypatch.setattr(viz, "rendering_available",
+    monkeypatch.setattr(headless, "rendering_available",
                         lambda: viz.RenderingStatus(False, None, "no OpenGL here: install libegl1"))
     with pytest.raises(viz.RenderingUnavailable, match="install libegl1"):
         viz.render_3d(coarse_scene())
