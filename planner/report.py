@@ -77,12 +77,7 @@ def _scorecard_table(card) -> str:
     columns = [("local_control", "LC 1 y"), ("walking", "walking"), ("pain", "pain CR 3 mo"), ("myelopathy", "myelopathy"),
                ("fracture", "VCF"), ("complications", "complications"), ("time", "days to end of RT"),
                ("hospital", "hospital days")]
-    benefits = ("local_control", "walking", "pain")
-    best = {}
-    for key, _ in columns:
-        values = [r[key] for r in rows if r[key] is not None]
-        if values:
-            best[key] = max(values) if key in benefits else min(values)
+    best = card.best_per_column()
     head = "".join(f"<th>{_esc(h)}</th>" for h in ["#", "strategy", *[h for _, h in columns], "GTV D95 (Gy)",
                                                   "PTV coverage", "cord Pmax (Gy)", "cord/OAR limits", "score", "flags"])
     body = []

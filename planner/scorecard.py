@@ -69,17 +69,20 @@ def _filled(results, key, direction):
     return [fill if v is None else v for v in values]
 
 
-def _scores(results, weights) -> list[float]:
-    totals = [0.0] * len(results)
+def _contributions(results, weights) -> dict:
+    """{column: [its weighted share of each result's score]} (percentages as fractions, days
+    as months); the score is their sum."""
+    shares = {}
     for key in BENEFITS + HARMS + ("time", "hospital"):
         weight = weights.get(key, 0.0)
-        if not weight:
-            continue
         direction = 1 if key in BENEFITS else -1
         scale = 100.0 if key in BENEFITS + HARMS else 30.0
-        for i, v in enumerate(_filled(results, key, direction)):
-            totals[i] += direction * weight * v / scale
-    return totals
+        shares[key] = [direction * weight * v / scale for v in _filled(results, key, direction)]
+    return shares
+
+
+def _scores(results, weights) -> list[float]:
+    return [float(sum(column)) for column in zip(*_contributions(results, weights).values())]
 
 
 def _pareto(results) -> set:
@@ -150,6 +153,15 @@ class Scorecard:
             rows.append(row)
         return rows
 
+    def best_per_column(self) -> dict:
+        """{column: the best known value} (highest benefit, lowest harm or time)."""
+        best = {}
+        for key, _ in COLUMNS:
+            values = [row[key] for row in self.rows() if row[key] is not None]
+            if values:
+                best[key] = max(values) if key in BENEFITS else min(values)
+        return best
+
     def table(self, *, colour: bool = False) -> str:
         """A readable table (ANSI colours: pass green, fail red, best per column bold)."""
         def paint(text, code):
@@ -157,11 +169,7 @@ class Scorecard:
 
         rows = self.rows()
         heads = ["#", "strategy", *[h for _, h in COLUMNS], "GTV D95", "cord", "score"]
-        best = {}
-        for key, _ in COLUMNS:
-            values = [r[key] for r in rows if r[key] is not None]
-            if values:
-                best[key] = max(values) if key in BENEFITS else min(values)
+        best = self.best_per_column()
         lines = [f"{self.title}  (ESCC {self.escc_grade} measured, SINS {self.sins_total}, "
                  f"revised Tokuhashi {self.tokuhashi.total}: {self.tokuhashi.survival})"
                  + (f"  after {self.weeks_delay:g} weeks of delay" if self.weeks_delay else "")]
@@ -234,17 +242,9 @@ def _comment(results, scores, ranking, noms_key, weights) -> str:
     by_key = {r.strategy.key: r for r in results}
     if noms_key not in by_key:
         return f"The NOMS recommendation ({noms_key}) is not in this menu."
-    pair = [by_key[top], by_key[noms_key]]
-    reasons = []
-    for key in BENEFITS + HARMS + ("time", "hospital"):
-        weight = weights.get(key, 0.0)
-        direction = 1 if key in BENEFITS else -1
-        scale = 100.0 if key in BENEFITS + HARMS else 30.0
-        a, b = _filled(pair, key, direction)
-        gain = direction * weight * (a - b) / scale
-        if gain > 1e-6:
-            reasons.append((gain, key))
-    reasons.sort(reverse=True)
+    first, second = (next(i for i, r in enumerate(results) if r.strategy.key == k) for k in (top, noms_key))
+    reasons = sorted(((share[first] - share[second], key) for key, share in _contributions(results, weights).items()
+                      if share[first] - share[second] > 1e-6), reverse=True)
     why = ", ".join(key.replace("_", " ") for _, key in reasons[:2]) or "the weights"
     return (f"Disagreement (a teaching moment): with these weights '{by_key[top].strategy.label}' ranks first, "
             f"ahead of the NOMS choice '{by_key[noms_key].strategy.label}', mostly on {why}. NOMS weighs the "
