@@ -20,9 +20,8 @@ from scenes.surgery import separation_surgery
 from .beams import arrangement_angles, make_beams
 from .constraints import constraints_for
 from .influence import build_influence
-from .metrics import metric, structure_dose
 from .optimise import optimise, reoptimise
-from .plan import (HARD_STRUCTURES, Regimen, _hard_limits, _make_terms, _optimisation_region, _rows, _term_rows,
+from .plan import (ACHIEVABLE_STRUCTURE, HARD_STRUCTURES, Regimen, _hard_limits, _make_terms, _optimisation_region, _rows, _term_rows,
                    achievable_from, add_targets, escalate, hard_structures, row_measure)
 
 __all__ = ["Session", "SessionState"]
@@ -70,11 +69,14 @@ class Session:
             self._scenes[key] = add_targets(operated, prv_of=self.hard)
         return self._scenes[key]
 
-    def _terms(self):
+    def _rows_for_gap(self) -> dict:
         key = round(self.gap_mm, 3)
         if key not in self._term_rows:
             self._term_rows[key] = _term_rows(self.influence, self._scene(self.gap_mm), _hard_limits(self.constraints))
-        return _make_terms(self._term_rows[key], self.regimen)
+        return self._term_rows[key]
+
+    def _terms(self):
+        return _make_terms(self._rows_for_gap(), self.regimen)
 
     def _measured(self):
         key = round(self.gap_mm, 3)
@@ -90,8 +92,7 @@ class Session:
         reference case (rows within 10 mm of the PTV outside every structure carry no term)."""
         key = round(self.gap_mm, 3)
         if key not in self._sliders:
-            self._terms()
-            term_rows, measure_rows = self._term_rows[key], self._measured()
+            term_rows, measure_rows = self._rows_for_gap(), self._measured()
             used = np.unique(np.concatenate([entry[0] for entry in term_rows.values()]
                                             + [entry[0] for entry in measure_rows.values()]))
 
@@ -118,7 +119,7 @@ class Session:
         matrix at the current gap (GTV Dmin at the tightest cord/sac limit; seconds, not a slider
         update). The session's own state reports only the scaled current plan, a lower bound."""
         matrix, term_rows, measure_rows = self._slider()
-        rows_of = {n: measure_rows[n] for n in ("gtv",) + HARD_STRUCTURES if n in measure_rows}
+        rows_of = {n: measure_rows[n] for n in (ACHIEVABLE_STRUCTURE,) + HARD_STRUCTURES if n in measure_rows}
         gy, _, probes = escalate(matrix, term_rows, self.regimen, rows_of, self.constraints, self.weights,
                                  voxel_cc=self.base_scene.grid.voxel_volume_cc)
         return gy, probes
