@@ -104,8 +104,8 @@ def timeline(case: Case | str, *, weeks=(0, 2, 4, 8, 12), grid_mm=(2.5, 2.5, 2.5
     weeks = [float(w) for w in weeks]
     if not weeks or any(not 0 <= w <= 520 for w in weeks) or weeks != sorted(set(weeks)):
         raise ValueError(f"weeks must be distinct increasing values in 0..520, got {weeks}")
-    if any(weeks):
-        doubling_time_days(case.histology)  # a histology that cannot grow says so before any planning
+    # A histology that cannot grow says so before any planning (grow() uses the same figure).
+    doubling = doubling_time_days(case.histology) if any(weeks) else None
     measuring0 = build_scene(case, spacing_mm=MEASURING_GRID_MM)
     planning0 = build_scene(case, spacing_mm=grid_mm)
     menu = {s.key: s for s in standard_strategies(case)}
@@ -149,7 +149,8 @@ def timeline(case: Case | str, *, weeks=(0, 2, 4, 8, 12), grid_mm=(2.5, 2.5, 2.5
                              f"(PTV coverage {100 * coverage:.0f}%)")
         best = max(results.values(), key=lambda r: (r.value("walking") or 0.0, r.value("local_control") or 0.0))
         points.append(TimelinePoint(
-            weeks=week, volume_factor=_volume_factor(measuring), escc_grade=grade, neurological_status=status,
+            weeks=week, volume_factor=2.0 ** (7.0 * week / doubling) if week else 1.0, escc_grade=grade,
+            neurological_status=status,
             ambulatory=at.patient.get("ambulatory", True), sins=sins_score.total, recommendation=assessment.summary,
             recommended_key=noms_strategy_key(assessment), sbrt_alone_ok=ok, sbrt_alone_reason=why,
             best_key=best.strategy.key, best_label=best.strategy.label, ambulatory_probability=best.value("walking"),
@@ -161,9 +162,3 @@ def timeline(case: Case | str, *, weeks=(0, 2, 4, 8, 12), grid_mm=(2.5, 2.5, 2.5
     lost = next((p.weeks for p in points if not p.ambulatory), None)
     return Timeline(case.id, tuple(points), closes, lost, outcome_tables()["untreated_course"]["note"])
 
-
-def _volume_factor(scene) -> float:
-    for entry in reversed(scene.history):
-        if entry.startswith("grown") and "(volume x" in entry:
-            return float(entry.split("(volume x")[1].rstrip(")"))
-    return 1.0
