@@ -501,10 +501,9 @@ _GRADES = ("0", "1a", "1b", "1c", "2", "3")
 
 def _sins_bands() -> tuple[int, int, int]:
     """(potentially unstable from, unstable from, maximum) SINS points (planner/protocols/scores.toml, fisher2010_sins)."""
-    import tomllib
-    from importlib import resources
+    from .prognosis import score_tables
 
-    table = tomllib.loads(resources.files("planner.protocols").joinpath("scores.toml").read_text(encoding="utf-8"))["sins"]
+    table = score_tables()["sins"]
     return int(table["potentially_unstable"][0]), int(table["unstable"][0]), int(table["unstable"][1])
 
 

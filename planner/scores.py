@@ -260,21 +260,21 @@ def _oncologic(patient: dict, rules: dict):
 
 def _mechanical_indication(score: SinsScore, rules: dict, body_diseased: bool, escc_grade: str):
     """What the SINS alone calls for, and why (before surgery and fitness are weighed)."""
-    total, category = score.total, score.category
-    unstable, consult = rules["unstable_from"], rules["surgical_consult_threshold"]
+    total = score.total
+    bands = score_tables()["sins"]  # Fisher 2010's bands, the one copy of those numbers
+    unstable, consult, source = int(bands["unstable"][0]), int(bands["surgical_consult_threshold"]), bands["source"]
     gross = rules["gross_instability"]
     words = {"subluxation": "subluxation", "de_novo_deformity": "de novo deformity", "over_50": "collapse over 50%",
              "bilateral": "bilateral posterolateral involvement"}
     categories = [score.components[name][0] for name in ("alignment", "collapse", "posterolateral")
                   if score.components[name][0] in gross.get(name, ())]
     found = [words.get(category, category.replace("_", " ")) for category in categories]
-    if total >= unstable["value"]:
-        return "stabilisation", (f"SINS >= {unstable['value']} is unstable: stabilisation before or with RT "
-                                 f"{_cite(unstable['source'], 'laufer2013_noms')}.")
-    if total < consult["value"]:
-        return "none", f"SINS < {consult['value']} is stable: no procedure on mechanical grounds {_cite(consult['source'])}."
-    text = (f"SINS {consult['value']}-{unstable['value'] - 1} is potentially unstable (surgical opinion before RT) "
-            f"{_cite(consult['source'])}; ")
+    if total >= unstable:
+        return "stabilisation", (f"SINS >= {unstable} is unstable: stabilisation before or with RT "
+                                 f"{_cite(source, 'laufer2013_noms')}.")
+    if total < consult:
+        return "none", f"SINS < {consult} is stable: no procedure on mechanical grounds {_cite(source)}."
+    text = f"SINS {consult}-{unstable - 1} is potentially unstable (surgical opinion before RT) {_cite(source)}; "
     if found:
         return "stabilisation", text + (f"{' and '.join(found)}: gross instability (a teaching assumption: the "
                                         f"reference defines none) {_cite(gross['source'])}, so stabilisation "
@@ -424,7 +424,8 @@ def noms(scene: Scene, case, *, escc: EsccMeasurement | None = None, sins_score:
         case_id=getattr(case, "id", ""), neurologic_part=neurologic_part, oncologic_part=oncologic_part,
         mechanical_part=mechanical_part, systemic_part=systemic_part, radiotherapy=radiotherapy, surgery=surgery,
         mechanical=mechanical, systemic_therapy=systemic_therapy, reirradiation=reirradiation, short_course=short_course,
-        mechanical_indicated=indicated, surgical_consult=sins_score.total >= rules["surgical_consult_threshold"]["value"],
+        mechanical_indicated=indicated,
+        surgical_consult=sins_score.total >= int(score_tables()["sins"]["surgical_consult_threshold"]),
         escc=escc, escc_group=group, radiosensitivity=sensitivity,
         treated_as_radiosensitive=sensitive, established_deficit=established, fit_for_surgery=fit,
         sins_score=sins_score, prognosis=prognosis, summary=summary, source=tables["source"])
