@@ -22,8 +22,8 @@ from scenes.scene import Scene
 from .metrics import metric, structure_dose
 from .radiobiology import dose_per_fraction_for_eqd2, reirradiation_budget
 
-__all__ = ["Constraint", "ConstraintResult", "protocols", "constraints_for", "check_constraints", "format_table",
-           "results_json", "partial_cord"]
+__all__ = ["Constraint", "ConstraintResult", "protocols", "constraints_for", "check_constraints", "constraint_status",
+           "format_table", "results_json", "partial_cord"]
 
 WITHIN = 0.05  # 'within 5%' band below a limit
 
@@ -102,6 +102,11 @@ def partial_cord(scene: Scene, target: str = "gtv", margin_mm: float = 6.0) -> n
     return cord * keep
 
 
+def constraint_status(value_gy: float, limit_gy: float) -> str:
+    """'pass' (below the limit by more than :data:`WITHIN`), 'within 5%' or 'fail'."""
+    return "pass" if value_gy <= (1 - WITHIN) * limit_gy else ("within 5%" if value_gy <= limit_gy else "fail")
+
+
 def check_constraints(dose_gy: np.ndarray, scene: Scene, constraints: list[Constraint], *, target: str = "gtv") -> list[ConstraintResult]:
     """Measure every constraint on the dose (Gy, the scene's grid)."""
     dose_gy = np.asarray(dose_gy, float)
@@ -121,7 +126,7 @@ def check_constraints(dose_gy: np.ndarray, scene: Scene, constraints: list[Const
             occupancy = scene.structure(name).full()
         value = metric(structure_dose(dose_gy, occupancy, scene.grid.voxel_volume_cc), metric_name)
         margin = c.limit_gy - value
-        status = "pass" if value <= (1 - WITHIN) * c.limit_gy else ("within 5%" if value <= c.limit_gy else "fail")
+        status = constraint_status(value, c.limit_gy)
         results.append(ConstraintResult(name, c.metric, value, c.limit_gy, margin, status, c.protocol, c.source))
     return results
 

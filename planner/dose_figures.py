@@ -14,7 +14,7 @@ from scipy import ndimage
 
 from scenes.scene import Scene
 
-from .constraints import WITHIN
+from .constraints import constraint_status
 from .figures import DISCLAIMER, STANDARD_ISODOSE_PERCENT, STRUCTURE_COLOURS, _pyplot, isodose_colour
 from .metrics import POINT_MAX_CC, StructureDose, dvh, metric, structure_dose
 
@@ -382,7 +382,7 @@ def plot_dvh(curves, *, constraints=None, prescription_gy: float | None = None, 
         status = getattr(c, "status", None)
         if status not in STATUS_COLOURS:
             value = metric(sd, c.metric)
-            status = "pass" if value <= (1 - WITHIN) * c.limit_gy else ("within 5%" if value <= c.limit_gy else "fail")
+            status = constraint_status(value, c.limit_gy)
         for axis, volume in ((relative, 100 * volume_cc / sd.total_cc), (absolute, volume_cc)):
             axis.plot([c.limit_gy], [volume], marker="D", markersize=7, color=STATUS_COLOURS[status], linestyle="none",
                       markeredgecolor=_PLOT_COLOURS.get(c.structure, "black"), markeredgewidth=1.6, zorder=5,

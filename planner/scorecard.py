@@ -147,7 +147,7 @@ class Scorecard:
                 row[key] = _column_value(r, key) if key != "time" else r.days_to_end_of_treatment
             row.update({k: r.dosimetry.get(k) for k in ("gtv_d90_gy", "gtv_d95_gy", "ptv_coverage", "epidural_d90_gy",
                                                          "cord_pmax_gy", "achievable_prescription_gy")})
-            row["constraints"] = ("fail" if any(c["status"] == "fail" for c in r.constraints) else
+            row["constraints"] = ("fail" if r.failing_constraints else
                                   "pass" if r.constraints else "-")
             row["flags"] = "; ".join(r.flags)
             rows.append(row)

@@ -213,6 +213,11 @@ class StrategyResult:
     flags: tuple
     plan: PlanResult | None = field(default=None, repr=False)
 
+    @property
+    def failing_constraints(self) -> list[str]:
+        """'structure metric' of every constraint the plan fails."""
+        return _failing(self.constraints)
+
     def value(self, name: str) -> float | None:
         return self.estimates[name].value if name in self.estimates else None
 
@@ -226,6 +231,10 @@ class StrategyResult:
                 "dosimetry": self.dosimetry, "constraints": self.constraints,
                 "estimates": {k: e.as_dict() for k, e in self.estimates.items()},
                 "days_to_end_of_treatment": self.days_to_end_of_treatment, "flags": list(self.flags)}
+
+
+def _failing(constraints) -> list[str]:
+    return [f"{c['structure']} {c['metric']}" for c in constraints if c["status"] == "fail"]
 
 
 def _finite(value):
@@ -304,9 +313,9 @@ def evaluate_strategy(case: Case | str, strategy: Strategy, *, scene: Scene, esc
                                               deformity=patient.get("alignment", "normal") != "normal")
         estimates["pain"] = pain_response(stereotactic=stereotactic)
         days = rt_start + course_days(fractions) - 1
-        if any(c["status"] == "fail" for c in constraints):
-            flags.append("a cord or organ constraint fails: " + ", ".join(
-                f"{c['structure']} {c['metric']}" for c in constraints if c["status"] == "fail"))
+        failing = _failing(constraints)
+        if failing:
+            flags.append("a cord or organ constraint fails: " + ", ".join(failing))
         if dosimetry["ptv_coverage"] is not None and dosimetry["ptv_coverage"] < 1.0:
             flags.append(f"cord-limited: PTV coverage {100 * dosimetry['ptv_coverage']:.0f}% of the prescription")
         if stereotactic and fractions == 1 and strategy.regimen.dose_gy >= 16:

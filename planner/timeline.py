@@ -139,7 +139,7 @@ def timeline(case: Case | str, *, weeks=(0, 2, 4, 8, 12), grid_mm=(2.5, 2.5, 2.5
                                              engine=engine)
         sbrt = results["sbrt_24gy_2fx"]
         coverage = sbrt.dosimetry.get("ptv_coverage") or 0.0
-        failing = [f"{c['structure']} {c['metric']}" for c in sbrt.constraints if c["status"] == "fail"]
+        failing = sbrt.failing_constraints
         if assessment.surgery != "none" or assessment.radiotherapy != "sbrt" or assessment.mechanical == "stabilisation":
             ok, why = False, f"ESCC {grade}: NOMS now recommends {assessment.summary}"
         elif failing:
