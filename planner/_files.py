@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_atomically"]
+__all__ = ["write_atomically", "write_text_atomically"]
 
 
 def write_atomically(path: str | os.PathLike, write) -> Path:
@@ -31,3 +31,8 @@ def write_atomically(path: str | os.PathLike, write) -> Path:
             os.unlink(temporary)
         raise
     return path
+
+
+def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`write_atomically`."""
+    return write_atomically(path, lambda temporary: Path(temporary).write_text(text, encoding="utf-8"))

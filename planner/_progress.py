@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import time
 
-__all__ = ["ProgressBar"]
+__all__ = ["ProgressBar", "is_terminal"]
+
+
+def is_terminal(out) -> bool:
+    """Whether ``out`` is an interactive terminal (colours, a redrawn bar)."""
+    return bool(getattr(out, "isatty", lambda: False)())
 
 
 class ProgressBar:
@@ -18,7 +23,7 @@ class ProgressBar:
         self.out = out
         self.width = width
         self.start = time.perf_counter()
-        self.tty = bool(getattr(out, "isatty", lambda: False)())
+        self.tty = is_terminal(out)
 
     def __call__(self, message: str, done: int, total: int) -> None:
         total = max(int(total), 1)

@@ -11,7 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._files import write_atomically
+from ._files import write_text_atomically
+from ._progress import ProgressBar, is_terminal
 from .figures import DISCLAIMER
 
 __all__ = ["main"]
@@ -123,8 +124,7 @@ def _plan(args, out) -> int:
     from .constraints import format_table
     from .plan import Regimen, plan_case
 
-    if args.json and not Path(args.json).parent.exists():
-        raise ValueError(f"--json folder {str(Path(args.json).parent)!r} does not exist")
+    _outputs(args, "json")
     if args.gap_mm is not None and not 0 < args.gap_mm <= 10:
         raise ValueError(f"--gap-mm must be in (0, 10] mm, got {args.gap_mm}")
     regimen = Regimen(args.dose, args.fractions)
@@ -143,7 +143,7 @@ def _plan(args, out) -> int:
     for note in result.notes:
         print(f"note: {note}", file=out)
     if args.json:
-        write_atomically(args.json, lambda temporary: Path(temporary).write_text(result.to_json()))
+        write_text_atomically(args.json, result.to_json())
         print(f"wrote {args.json}", file=out)
     print(DISCLAIMER, file=out)
     return 0
@@ -172,7 +172,6 @@ def _outputs(args, *names) -> None:
 
 
 def _compare(args, out) -> int:
-    from ._progress import ProgressBar
     from scenes.cases import load_case
 
     from .scorecard import compare_strategies
@@ -191,21 +190,18 @@ def _compare(args, out) -> int:
         menu = [everything[key] for key in wanted]
     card = compare_strategies(case, strategies=menu, weights=weights, weeks_delay=args.weeks_delay, grid_mm=args.spacing_mm,
                               progress=ProgressBar(sys.stderr))
-    colour = not args.no_colour and bool(getattr(out, "isatty", lambda: False)())
+    colour = not args.no_colour and is_terminal(out)
     print(card.table(colour=colour), file=out)
     if args.json:
-        write_atomically(args.json, lambda temporary: Path(temporary).write_text(card.to_json()))
+        write_text_atomically(args.json, card.to_json())
         print(f"wrote {args.json}", file=out)
     if args.csv:
-        write_atomically(args.csv, lambda temporary: Path(temporary).write_text(card.to_csv()))
+        write_text_atomically(args.csv, card.to_csv())
         print(f"wrote {args.csv}", file=out)
     return 0
 
 
 def _timeline(args, out) -> int:
-    import json
-
-    from ._progress import ProgressBar
     from .timeline import timeline
 
     _outputs(args, "json")
@@ -216,7 +212,7 @@ def _timeline(args, out) -> int:
     result = timeline(args.case, weeks=weeks, grid_mm=args.spacing_mm, progress=ProgressBar(sys.stderr))
     print(result.table(), file=out)
     if args.json:
-        write_atomically(args.json, lambda temporary: Path(temporary).write_text(json.dumps(result.as_dict(), indent=2)))
+        write_text_atomically(args.json, result.to_json())
         print(f"wrote {args.json}", file=out)
     return 0
 
@@ -224,17 +220,16 @@ def _timeline(args, out) -> int:
 def _demo(args, out) -> int:
     from scenes.cases import DEFAULT_CASE
 
-    from ._progress import ProgressBar
     from .demo import run_demo
 
     result = run_demo(args.out, case=args.case or DEFAULT_CASE, progress=ProgressBar(sys.stderr),
                       three_d=not args.no_3d)
-    colour = bool(getattr(out, "isatty", lambda: False)())
+    colour = is_terminal(out)
     print(result.card.table(colour=colour), file=out)
     gaps, achievable, rx = result.gap_study
     print("maximum achievable prescription (Gy, 2 fractions) by separation gap: "
           + ", ".join(f"{g:g} mm {a:.1f}" for g, a in zip(gaps, achievable)), file=out)
-    print(result.timeline.table().splitlines()[-3], file=out)
+    print(result.timeline.summary(), file=out)
     print(f"report: {result.report}  ({result.seconds['total']:.0f} s)", file=out)
     return 0
 

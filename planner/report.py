@@ -12,12 +12,11 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import tomllib
 from importlib import resources
 from pathlib import Path
 
-from ._files import write_atomically
+from ._files import write_atomically, write_text_atomically
 from .figures import DISCLAIMER, _pyplot
 
 __all__ = ["write_report", "collect_citations"]
@@ -287,11 +286,11 @@ def write_report(card, out_dir, *, timeline=None, gap_study=None, png_exports: b
 </body></html>
 """
     target = out / "report.html"
-    write_atomically(target, lambda t: Path(t).write_text(document, encoding="utf-8"))
-    write_atomically(out / "scorecard.json", lambda t: Path(t).write_text(card.to_json()))
-    write_atomically(out / "scorecard.csv", lambda t: Path(t).write_text(card.to_csv()))
+    write_text_atomically(target, document)
+    write_text_atomically(out / "scorecard.json", card.to_json())
+    write_text_atomically(out / "scorecard.csv", card.to_csv())
     if timeline is not None:
-        write_atomically(out / "timeline.json", lambda t: Path(t).write_text(json.dumps(timeline.as_dict(), indent=2)))
+        write_text_atomically(out / "timeline.json", timeline.to_json())
     if png_exports:
         images = out / "images"
         images.mkdir(exist_ok=True)

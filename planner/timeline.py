@@ -12,6 +12,7 @@ for clinical use.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 
 from scenes.cases import Case, build_scene, doubling_time_days, grow, load_case
@@ -77,14 +78,21 @@ class Timeline:
             walk = "n/a" if p.ambulatory_probability is None else f"{p.ambulatory_probability:.0f}%"
             lines.append(f"{p.weeks:5g} {p.volume_factor:5.2f} {p.escc_grade:4} {p.neurological_status:15} {p.sins:4d} "
                          f"{'yes' if p.sbrt_alone_ok else 'no':10} {walk:>11} {p.recommendation}")
+        lines.append(self.summary())
+        lines.append(f"Assumption: {self.assumption}")
+        lines.append(self.disclaimer)
+        return "\n".join(lines)
+
+    def summary(self) -> str:
+        """When the SBRT-alone window closes and when walking is lost, in one line."""
         closes = ("still open at the last point" if self.sbrt_window_closes_week is None
                   else f"closes by week {self.sbrt_window_closes_week:g}")
         lost = ("not lost within the timeline" if self.walking_lost_week is None
                 else f"lost by week {self.walking_lost_week:g}")
-        lines.append(f"SBRT-alone window: {closes}. Walking: {lost}.")
-        lines.append(f"Assumption: {self.assumption}")
-        lines.append(self.disclaimer)
-        return "\n".join(lines)
+        return f"SBRT-alone window: {closes}. Walking: {lost}."
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), indent=2)
 
     def as_dict(self) -> dict:
         return {"case": self.case_id, "points": [p.as_dict() for p in self.points],
