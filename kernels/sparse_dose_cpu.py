@@ -153,12 +153,11 @@ def gradient_to_weights(matrix, gradient, *, n_chunks: int | None = None, transp
     gradient = np.ascontiguousarray(gradient, dtype=np.float64)
     if gradient.shape != (matrix.shape[0],):
         raise ValueError(f"gradient must have shape ({matrix.shape[0]},), got {gradient.shape}")
-    out = np.empty(matrix.shape[1])
     if transposed is not None:
         if transposed.shape != (matrix.shape[1], matrix.shape[0]) or transposed.nnz != matrix.nnz:
             raise ValueError(f"transposed must be the {matrix.shape[1]} x {matrix.shape[0]} transpose of matrix "
                              f"({matrix.nnz} entries), got {transposed.shape} with {transposed.nnz}")
-        csr_matvec(transposed.indptr, transposed.indices, transposed.data, gradient, out, _chunks(n_chunks))
-        return out
+        return dose_from_weights(transposed, gradient, n_chunks=n_chunks)
+    out = np.empty(matrix.shape[1])
     csr_rmatvec(matrix.indptr, matrix.indices, matrix.data, gradient, matrix.shape[1], _chunks(n_chunks), out)
     return out
