@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
+from scenes.cases import prognostic_defaults
+
 __all__ = ["PrognosisScore", "tokuhashi", "tomita", "score_tables", "patient_record"]
 
 
@@ -64,9 +66,7 @@ def patient_record(case, scene=None) -> dict:
     record = dict(case.patient)
     if scene is not None:
         record.update({key: value for key, value in scene.clinical.items() if key in record})
-    defaults = {"kps": int(score_tables()["kps"]["default_from_ecog"][str(record["ecog"])]),
-                "extraspinal_bone_metastases": 0, "vertebral_metastases": 1,
-                "visceral_metastases_status": "unremovable" if record.get("visceral_metastases") else "none"}
+    defaults = prognostic_defaults(record["ecog"], bool(record.get("visceral_metastases")))
     missing = tuple(key for key in defaults if key not in record)  # a Case built without parse_case
     record = {**defaults, **record}
     record["prognosis_defaults"] = tuple(record.get("prognosis_defaults", ())) + missing

@@ -42,7 +42,7 @@ from .phantom import default_grid, render_phantom
 from .scene import Scene
 
 __all__ = ["Case", "CaseError", "load_case", "parse_case", "list_cases", "case_path", "build_scene", "grow",
-           "HISTOLOGIES", "DEFAULT_CASE", "KPS_FROM_ECOG", "VISCERAL_STATUS"]
+           "HISTOLOGIES", "DEFAULT_CASE", "KPS_FROM_ECOG", "VISCERAL_STATUS", "prognostic_defaults"]
 
 DEFAULT_CASE = "t10_rcc_escc2"
 HISTOLOGIES = tuple(load_data("histology")["histology"])
@@ -55,8 +55,9 @@ VISCERAL_STATUS = ("none", "removable", "unremovable")
 KPS_LEVELS = (10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
 #: Default KPS per ECOG grade: the upper KPS of the reference's approximate mapping pair
 #: (kps 100-90 -> ECOG 0, 80-70 -> 1, 60-50 -> 2, 40-30 -> 3, 20-10 -> 4; karnofsky1948,
-#: "no formal published mapping"). Same table as planner/protocols/scores.toml [kps].
-KPS_FROM_ECOG = {0: 100, 1: 80, 2: 60, 3: 40, 4: 20}
+#: "no formal published mapping"), from scenes/data/performance_status.toml.
+KPS_FROM_ECOG = {int(ecog): int(kps) for ecog, kps in load_data("performance_status")["kps"]["default_from_ecog"].items()
+                 if ecog.isdigit()}
 PROGNOSIS_INPUTS = ("kps", "extraspinal_bone_metastases", "vertebral_metastases", "visceral_metastases_status")
 POSTEROLATERAL = ("none", "unilateral", "bilateral")
 #: Lowest level whose canal holds only cauda equina (the conus ends at L1, saifuddin1998_conus).
@@ -138,8 +139,15 @@ def _ecog_of_kps(kps: int) -> int:
     return min(4, (100 - kps) // 20)
 
 
+def prognostic_defaults(ecog: int, visceral_metastases: bool | None) -> dict:
+    """The values of the prognostic-score inputs a case leaves out (see the module docstring)."""
+    return {"kps": KPS_FROM_ECOG[ecog], "extraspinal_bone_metastases": 0, "vertebral_metastases": 1,
+            "visceral_metastases_status": "unremovable" if visceral_metastases is True else "none"}
+
+
 def _prognostic_inputs(c: _Checker, patient: dict, ecog: int) -> dict:
     """The optional inputs of the prognostic scores, validated, with their defaults."""
+    defaults = prognostic_defaults(ecog, patient.get("visceral_metastases"))
     out = {"prognosis_defaults": tuple(key for key in PROGNOSIS_INPUTS if key not in patient)}
     if "kps" in patient:
         kps = c.number(patient, "patient", "kps", 10, 100, integer=True)
@@ -150,10 +158,11 @@ def _prognostic_inputs(c: _Checker, patient: dict, ecog: int) -> dict:
                    f"(default {KPS_FROM_ECOG[ecog]})")
         out["kps"] = kps
     else:
-        out["kps"] = KPS_FROM_ECOG[ecog]
+        out["kps"] = defaults["kps"]
     out["extraspinal_bone_metastases"] = c.number(patient, "patient", "extraspinal_bone_metastases", 0, 1000,
-                                                  default=0, integer=True)
-    out["vertebral_metastases"] = c.number(patient, "patient", "vertebral_metastases", 1, 25, default=1, integer=True)
+                                                  default=defaults["extraspinal_bone_metastases"], integer=True)
+    out["vertebral_metastases"] = c.number(patient, "patient", "vertebral_metastases", 1, 25,
+                                           default=defaults["vertebral_metastases"], integer=True)
     flag = patient.get("visceral_metastases")
     if "visceral_metastases_status" in patient:
         status = c.choice(patient, "patient", "visceral_metastases_status", VISCERAL_STATUS)
@@ -162,7 +171,7 @@ def _prognostic_inputs(c: _Checker, patient: dict, ecog: int) -> dict:
                    f"{'removable or unremovable' if flag else 'none'} with visceral_metastases = {str(flag).lower()}")
         out["visceral_metastases"] = status != "none"
     else:
-        status = "unremovable" if flag is True else "none"
+        status = defaults["visceral_metastases_status"]
     out["visceral_metastases_status"] = status
     return out
 

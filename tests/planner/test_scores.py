@@ -125,8 +125,10 @@ def test_scene_clinical_record_takes_precedence():
     assert tokuhashi(case, later).components["palsy"][1] == 0 and tokuhashi(case, scene).total == 12
 
 
-def test_kps_default_table_matches_scores_toml():
-    table = score_tables()["kps"]["default_from_ecog"]
+def test_kps_default_table_matches_its_data_file():
+    from scenes._data import load_data
+
+    table = load_data("performance_status")["kps"]["default_from_ecog"]
     assert {int(k): v for k, v in table.items() if k.isdigit()} == KPS_FROM_ECOG
 
 
