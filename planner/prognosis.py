@@ -100,6 +100,14 @@ def _band(rows: list, total: int) -> dict:
     return next(row for row in rows if row["range"][0] <= total <= row["range"][1])
 
 
+def _histology_group(table: dict, mapping_key: str, what: str, histology: str):
+    """The score's group for a histology (scores.toml), or a clear error naming it."""
+    mapping = table[mapping_key]
+    if histology not in mapping:
+        raise ValueError(f"no {what} group for histology {histology!r} in scores.toml")
+    return mapping[histology]
+
+
 def tokuhashi(case, scene=None) -> PrognosisScore:
     """Revised Tokuhashi score (Tokuhashi 2005): six items, 0-15, three survival bands.
 
@@ -128,10 +136,7 @@ def tokuhashi(case, scene=None) -> PrognosisScore:
     table = score_tables()["tokuhashi_revised"]
     patient = patient_record(case, scene)
     histology = patient["histology"]
-    mapping = table["primary_site_of_histology"]
-    if histology not in mapping:
-        raise ValueError(f"no Tokuhashi primary-site group for histology {histology!r} in scores.toml")
-    group = mapping[histology]
+    group = _histology_group(table, "primary_site_of_histology", "Tokuhashi primary-site", histology)
     rows = {
         "general_condition": _row(table["general_condition_kps"], "kps", patient["kps"], ranged=True),
         "extraspinal_bone_metastases": _row(table["extraspinal_bone_metastases"], "count",
@@ -173,10 +178,7 @@ def tomita(case, scene=None) -> PrognosisScore:
     table = score_tables()["tomita"]
     patient = patient_record(case, scene)
     histology = patient["histology"]
-    mapping = table["growth_of_histology"]
-    if histology not in mapping:
-        raise ValueError(f"no Tomita growth group for histology {histology!r} in scores.toml")
-    group = mapping[histology]
+    group = _histology_group(table, "growth_of_histology", "Tomita growth", histology)
     bone_count = patient["vertebral_metastases"] + patient["extraspinal_bone_metastases"]
     rows = {
         "primary_tumour_growth": _row(table["primary_tumour_growth"], "group", group["group"]),
