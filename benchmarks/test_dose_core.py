@@ -10,8 +10,8 @@ import pytest
 from numba import njit, prange
 
 from kernels.sparse_dose_cpu import dose_from_weights, gradient_to_weights, transposed_copy
-from planner.beams import make_beams, posterior_fan_angles
-from planner.influence import build_influence, final_dose
+from planner.radiotherapy.beams import make_beams, posterior_fan_angles
+from planner.radiotherapy.influence import build_influence, final_dose
 from scenes.cases import build_scene
 
 SPACINGS = {"2.5mm": (2.5, 2.5, 2.5), "1.25mm": (2.5, 1.25, 1.25)}

@@ -8,11 +8,11 @@ Run: python -m pytest benchmarks/test_planning.py --benchmark-enable --benchmark
 import numpy as np
 import pytest
 
-from planner.beams import make_beams, posterior_fan_angles
-from planner.constraints import constraints_for
-from planner.influence import build_influence
-from planner.optimise import optimise, reoptimise
-from planner.plan import Regimen, _hard_limits, _optimisation_region, _terms, add_targets
+from planner.radiotherapy.beams import make_beams, posterior_fan_angles
+from planner.radiotherapy.constraints import constraints_for
+from planner.radiotherapy.influence import build_influence
+from planner.radiotherapy.optimise import optimise, reoptimise
+from planner.radiotherapy.plan import Regimen, _hard_limits, _optimisation_region, _terms, add_targets
 from scenes.cases import build_scene
 
 

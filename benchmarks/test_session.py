@@ -7,8 +7,8 @@ Run: python -m pytest benchmarks/test_session.py --benchmark-enable --benchmark-
 import numpy as np
 import pytest
 
-from planner.plan import Regimen
-from planner.session import Session
+from planner.radiotherapy.plan import Regimen
+from planner.radiotherapy.session import Session
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from planner.beams import beam_frame, make_beams, posterior_fan_angles
+from planner.radiotherapy.beams import beam_frame, make_beams, posterior_fan_angles
 
 
 @pytest.mark.parametrize("gantry, axis", [(0, (0, 1, 0)), (90, (0, 0, -1)), (180, (0, -1, 0)), (270, (0, 0, 1))])
@@ -43,7 +43,7 @@ def test_bad_inputs():
 
 
 def test_named_arrangements():
-    from planner.beams import arrangement_angles
+    from planner.radiotherapy.beams import arrangement_angles
 
     assert arrangement_angles("pa") == [180.0] and arrangement_angles("ap_pa") == [0.0, 180.0]
     fan = arrangement_angles("sbrt_fan", n_beams=7)
@@ -57,7 +57,7 @@ def test_named_arrangements():
 
 
 def test_conventional_ap_pa_plan_with_2_5_mm_beamlets():
-    from planner.plan import Regimen, plan_case
+    from planner.radiotherapy.plan import Regimen, plan_case
 
     result = plan_case("t5_breast_escc2", regimen=Regimen(20.0, 5), protocol="quantec", arrangement="ap_pa",
                        beamlet_mm=2.5, engine="pencil")

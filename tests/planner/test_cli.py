@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from planner.cli import main
+from planner.cli.commands import main
 
 
 def test_cases_lists_every_case(capsys):

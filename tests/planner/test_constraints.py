@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from planner.constraints import check_constraints, constraints_for, format_table, protocols, results_json
+from planner.radiotherapy.constraints import check_constraints, constraints_for, format_table, protocols, results_json
 from tests.conftest import case_scene
 
 # TG-101 Table III values as given by the clinical reference (oar_sbrt.tg101).

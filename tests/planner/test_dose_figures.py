@@ -6,9 +6,10 @@ Golden image: see tests/planner/test_viz.py's docstring for how to regenerate.
 import numpy as np
 import pytest
 
-from planner import dose_figures as figures
-from planner.constraints import Constraint, ConstraintResult
-from planner.figures import DISCLAIMER, isodose_colour
+from planner.pictures import dose_figures as figures
+from planner.radiotherapy.constraints import Constraint, ConstraintResult
+from planner.common.safety import DISCLAIMER
+from planner.pictures.figures import isodose_colour
 from scenes.surgery import separation_surgery
 from tests.planner.test_viz import PRESCRIPTION_GY, coarse_scene, compare_golden, synthetic_dose, synthetic_dose_for
 
@@ -111,7 +112,7 @@ def test_dvh_markers_sit_at_the_limits():
     percent = {line.get_gid(): line for line in relative.lines if (line.get_gid() or "").startswith("limit:")}
     assert percent["limit:spinal_cord:D0.35cc"].get_xydata()[0, 1] == pytest.approx(100 * 0.35 / cord_total)
     # The synthetic dose spares the cord: its status is measured on the curve.
-    from planner.metrics import metric
+    from planner.radiotherapy.metrics import metric
 
     value = metric(curves["spinal_cord"], "Dmax")
     expected = "pass" if value <= 0.95 * 14.0 else ("within 5%" if value <= 14.0 else "fail")

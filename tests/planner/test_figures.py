@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from planner.figures import render_dose_slice, write_figure
+from planner.pictures.figures import render_dose_slice, write_figure
 from tests.conftest import case_scene
 
 

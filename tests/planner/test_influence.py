@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from kernels.gamma_cpu import gamma_index, gamma_pass_rate
-from planner.beams import make_beams
-from planner.influence import InfluenceTooLarge, build_influence, final_dose
+from planner.radiotherapy.beams import make_beams
+from planner.radiotherapy.influence import InfluenceTooLarge, build_influence, final_dose
 from scenes.scene import scene_from_arrays
 
 
@@ -75,7 +75,7 @@ def test_final_dose_rejects_bad_weights(water):
 
 def test_reference_spine_case_both_engines():
     """T10 teaching case, 9 posterior-oblique beams, 5 mm beamlets, uniform weights."""
-    from planner.beams import posterior_fan_angles
+    from planner.radiotherapy.beams import posterior_fan_angles
     from tests.conftest import case_scene
 
     scene = case_scene("t10_rcc_escc2", (2.5, 2.5, 2.5))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from planner.metrics import (StructureDose, dose_at_volume, dvh, gradient_index, homogeneity_index, metric,
+from planner.radiotherapy.metrics import (StructureDose, dose_at_volume, dvh, gradient_index, homogeneity_index, metric,
                              paddick_conformity, structure_dose, volume_at_dose)
 
 

@@ -3,8 +3,8 @@ import pytest
 import scipy.sparse as sparse
 from scipy.optimize import check_grad
 
-from planner.objectives import DoseVolumeMax, DoseVolumeMin, MeanDose, Overdose, Underdose, total
-from planner.optimise import optimise
+from planner.radiotherapy.objectives import DoseVolumeMax, DoseVolumeMin, MeanDose, Overdose, Underdose, total
+from planner.radiotherapy.optimise import optimise
 
 TERMS = [
     lambda rows, w: Underdose(rows, w, 5.0, 2.0),
@@ -78,7 +78,7 @@ def test_bad_terms_are_refused():
 
 
 def test_quick_reoptimisation_improves_on_the_warm_start(rng):
-    from planner.optimise import reoptimise
+    from planner.radiotherapy.optimise import reoptimise
 
     matrix = sparse.random(60, 10, density=0.5, random_state=np.random.RandomState(5), format="csr", dtype=np.float32)
     matrix.indices = matrix.indices.astype(np.int32)

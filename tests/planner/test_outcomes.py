@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from planner import outcomes
-from planner.outcomes import (ambulation, course_days, fracture_risk, isotonic_fit, local_control, myelopathy_risk,
+from planner.clinical import outcomes
+from planner.clinical.outcomes import (ambulation, course_days, fracture_risk, isotonic_fit, local_control, myelopathy_risk,
                               outcome_sources, outcome_tables, untreated_status)
-from planner.radiobiology import bed, eqd2
+from planner.radiotherapy.radiobiology import bed, eqd2
 
 
 def test_every_figure_cites_a_source_with_its_citation():

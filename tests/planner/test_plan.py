@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from planner.cli import main
-from planner.plan import Regimen, achievable_prescription, plan_case
+from planner.cli.commands import main
+from planner.radiotherapy.plan import Regimen, achievable_prescription, plan_case
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +26,9 @@ def test_achievable_prescription_is_where_a_limit_is_met(plan):
     """The achievable plan, scaled, puts the tightest hard limit exactly at its value with GTV
     Dmin at the achievable prescription; the escalation never does worse than scaling the plan
     made for the requested prescription."""
-    from planner.constraints import constraints_for
-    from planner.metrics import metric, structure_dose
-    from planner.plan import ACHIEVABLE_METRIC, HARD_STRUCTURES
+    from planner.radiotherapy.constraints import constraints_for
+    from planner.radiotherapy.metrics import metric, structure_dose
+    from planner.radiotherapy.plan import ACHIEVABLE_METRIC, HARD_STRUCTURES
 
     assert ACHIEVABLE_METRIC == "Dmin"
     assert plan.achievable_prescription_gy > 10 and plan.achievable_probes
@@ -100,7 +100,7 @@ def test_separation_gap_raises_the_achievable_prescription():
 
 
 def test_ctv_takes_whole_involved_sectors():
-    from planner.plan import add_targets
+    from planner.radiotherapy.plan import add_targets
     from scenes.cases import build_scene
 
     scene = add_targets(build_scene("t10_rcc_escc2", spacing_mm=(2.5, 2.5, 2.5)))

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from planner.radiobiology import (bed, dose_per_fraction_for_eqd2, eqd2, lkb_ntcp, myelopathy_band,
+from planner.radiotherapy.radiobiology import (bed, dose_per_fraction_for_eqd2, eqd2, lkb_ntcp, myelopathy_band,
                                   reirradiation_budget)
 
 # (total Gy, fractions, BED10, EQD2_10, EQD2_2) from the clinical reference's fractionation table.

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from planner.cli import main
-from planner.outcomes import Estimate
-from planner.plan import Regimen
-from planner.scorecard import DEFAULT_WEIGHTS, _comment, _pareto, _scores, compare_strategies
-from planner.strategies import Procedure, Strategy, StrategyResult, standard_strategies
-from planner.timeline import timeline
+from planner.cli.commands import main
+from planner.clinical.outcomes import Estimate
+from planner.radiotherapy.plan import Regimen
+from planner.clinical.scorecard import DEFAULT_WEIGHTS, _comment, _pareto, _scores, compare_strategies
+from planner.clinical.strategies import Procedure, Strategy, StrategyResult, standard_strategies
+from planner.clinical.timeline import timeline
 
 GRID = (2.5, 2.5, 2.5)
 
@@ -156,7 +156,7 @@ def test_cli_compare_bad_input(argv, message, capsys, tmp_path):
 
 
 def test_more_gap_never_lowers_the_achievable_dose():
-    from planner.plan import plan_case
+    from planner.radiotherapy.plan import plan_case
     from scenes.cases import build_scene
 
     scene = build_scene("t10_rcc_escc2", spacing_mm=GRID)
@@ -184,7 +184,7 @@ def test_zero_weights_are_refused():
 
 
 def test_below_the_conus_the_cauda_limits_apply():
-    from planner.strategies import evaluate_strategy
+    from planner.clinical.strategies import evaluate_strategy
     from scenes.cases import build_scene, load_case
 
     case = load_case("l2_rcc_escc1a")

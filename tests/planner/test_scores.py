@@ -7,8 +7,8 @@ import tomllib
 
 import pytest
 
-from planner import prognosis
-from planner.scores import noms, score_tables, sins, tokuhashi, tomita
+from planner.clinical import prognosis
+from planner.clinical.scores import noms, score_tables, sins, tokuhashi, tomita
 from scenes._data import sources
 from scenes.cases import KPS_FROM_ECOG, build_scene, case_path, list_cases, load_case, parse_case
 from scenes.escc import measure_escc_grade

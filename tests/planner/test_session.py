@@ -1,12 +1,24 @@
+import copy
+
 import pytest
 
-from planner.plan import Regimen, achievable_prescription
-from planner.session import Session
+from planner.radiotherapy.plan import Regimen, achievable_prescription
+from planner.radiotherapy.session import Session
 
 
 @pytest.fixture(scope="module")
-def session():
+def prepared():
     return Session("t10_rcc_escc2", regimen=Regimen(24.0, 2))
+
+
+@pytest.fixture
+def session(prepared):
+    """A fresh session per test, in the state the constructor leaves it (no gap, 24 Gy/2):
+    the influence matrix and the pure per-gap caches are shared, the slider state
+    (weights, regimen, gap) is each test's own, so no test depends on another's order."""
+    fresh = copy.copy(prepared)
+    assert fresh.gap_mm == 0.0 and fresh.regimen == Regimen(24.0, 2)
+    return fresh
 
 
 def test_slider_changes_keep_the_matrix(session):
@@ -39,7 +51,7 @@ def test_slider_matrix_gives_the_full_matrix_update(session):
     whole matrix (the other rows carry no term)."""
     import numpy as np
 
-    from planner.optimise import reoptimise
+    from planner.radiotherapy.optimise import reoptimise
 
     session.set_gap(1.0)
     matrix, _, _ = session._slider()

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from planner import viz
-from planner.viz import headless, render
-from planner.figures import DISCLAIMER  # noqa: F401  (the images carry it as text)
+from planner.pictures import three_d as viz
+from planner.pictures.three_d import headless, render
+from planner.common.safety import DISCLAIMER  # noqa: F401  (the images carry it as text)
 from scenes.cases import build_scene
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -207,7 +207,7 @@ def test_view_without_display_writes_the_pngs(tmp_path, monkeypatch):
 
 def test_view_command_writes_pngs(tmp_path):
     require_rendering()
-    from planner.viz_cli import add_view_parser, run_view
+    from planner.cli.view import add_view_parser, run_view
 
     parser = argparse.ArgumentParser()
     add_view_parser(parser.add_subparsers(dest="command"))

@@ -39,7 +39,7 @@ def gap_study(case, *, regimen, gaps_mm=DEMO_GAPS_MM, grid_mm=GAP_STUDY_GRID_MM)
 
     The grid is finer in-plane than the planning grid: on 2.5 mm voxels a 1 mm and a 2 mm
     gap remove the same voxels."""
-    from .session import Session
+    from planner.radiotherapy.session import Session
 
     session = Session(case, regimen=regimen, grid_mm=grid_mm)
     achievable = []
@@ -52,10 +52,10 @@ def gap_study(case, *, regimen, gaps_mm=DEMO_GAPS_MM, grid_mm=GAP_STUDY_GRID_MM)
 def run_demo(out_dir="spinesim-demo", *, case: str = DEFAULT_CASE, grid_mm=(2.5, 2.5, 2.5), progress=None,
              three_d: bool = True) -> DemoResult:
     """Compare the strategies on ``case``, study the gap, follow the delay, write the report."""
-    from .plan import Regimen
-    from .report import write_report
-    from .scorecard import compare_strategies
-    from .timeline import timeline
+    from planner.pictures.report import write_report
+    from planner.clinical.scorecard import compare_strategies
+    from planner.clinical.strategies import standard_strategies, strategy_key
+    from planner.clinical.timeline import timeline
 
     say = progress or (lambda message, done, total: None)
     out = Path(out_dir)
@@ -69,10 +69,11 @@ def run_demo(out_dir="spinesim-demo", *, case: str = DEFAULT_CASE, grid_mm=(2.5,
     seconds["compare"] = time.perf_counter() - start
     mark = time.perf_counter()
     say("gap study (achievable prescription vs separation gap)", 0, 1)
-    gaps = gap_study(case, regimen=Regimen(24.0, 2))
+    sbrt_alone = {s.key: s for s in standard_strategies(case)}[strategy_key("sbrt_alone")]
+    gaps = gap_study(case, regimen=sbrt_alone.regimen)
     seconds["gap_study"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    delay = timeline(case, weeks=DEMO_WEEKS, grid_mm=grid_mm, strategy_keys=("sbrt_24gy_2fx",),
+    delay = timeline(case, weeks=DEMO_WEEKS, grid_mm=grid_mm, strategy_keys=(strategy_key("sbrt_alone"),),
                      progress=lambda m, d, t: say(f"timeline: {m}", d, t))
     seconds["timeline"] = time.perf_counter() - mark
     mark = time.perf_counter()

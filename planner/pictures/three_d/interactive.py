@@ -26,8 +26,8 @@ def scene_for_result(result, *, grid_mm=(2.5, 2.5, 2.5)) -> Scene:
     from scenes.cases import build_scene
     from scenes.surgery import separation_surgery
 
-    from ..constraints import constraints_for
-    from ..plan import add_targets, hard_structures
+    from planner.radiotherapy.constraints import constraints_for
+    from planner.radiotherapy.plan import add_targets, hard_structures
 
     scene = build_scene(result.case_id, spacing_mm=grid_mm)
     if result.gap_mm:

@@ -4,27 +4,25 @@ Both are computed from the case's patient table (``scenes/cases.py`` documents t
 inputs ``kps``, ``extraspinal_bone_metastases``, ``vertebral_metastases`` and
 ``visceral_metastases_status`` and their defaults); the item tables, the bands and the
 mapping of spinesim's histologies to each score's primary-tumour groups come from
-``planner/protocols/scores.toml`` with their source keys. Where a mapping is a spinesim
+``planner/clinical/data/scores.toml`` with their source keys. Where a mapping is a spinesim
 teaching assumption (a histology the published table does not name), the score's
 ``assumptions`` say so. Teaching and research only, not for clinical use.
 """
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
 
 from scenes.cases import prognostic_defaults
+
+from .data import read_table
 
 __all__ = ["PrognosisScore", "tokuhashi", "tomita", "score_tables", "patient_record"]
 
 
-@lru_cache(maxsize=1)
 def score_tables() -> dict:
-    """Parsed ``planner/protocols/scores.toml`` (cached; treat as read-only)."""
-    return tomllib.loads(resources.files("planner.protocols").joinpath("scores.toml").read_text(encoding="utf-8"))
+    """Parsed ``planner/clinical/data/scores.toml`` (cached; treat as read-only)."""
+    return read_table("scores")
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,14 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
-from ._files import write_atomically, write_text_atomically
-from .figures import DISCLAIMER, _pyplot
+from planner.common.files import write_atomically, write_text_atomically
+from planner.common.safety import DISCLAIMER
+from .figures import _pyplot
 
-__all__ = ["write_report", "collect_citations"]
+__all__ = ["write_report", "collect_citations", "MISSING_CITATION"]
+
+#: Shown in place of a citation the project lacks (a test keeps it from ever appearing).
+MISSING_CITATION = "no citation found in the project data (please report)"
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1200px;color:#1d232a;line-height:1.4}
@@ -57,13 +61,15 @@ def _img(png: bytes, alt: str) -> str:
 
 
 def collect_citations() -> dict:
-    """Every citation the project holds: scenes/data/sources.toml and the [sources] tables."""
+    """Every citation the project holds: scenes/data/sources.toml and the [sources] tables of
+    the kernels', radiotherapy's and clinical data files."""
     from scenes._data import load_data
 
     citations = dict(load_data("sources")["sources"])
-    for entry in resources.files("planner.protocols").iterdir():
-        if entry.name.endswith(".toml"):
-            citations.update(tomllib.loads(entry.read_text(encoding="utf-8")).get("sources", {}))
+    for package in ("kernels.data", "planner.radiotherapy.protocols", "planner.clinical.data"):
+        for entry in resources.files(package).iterdir():
+            if entry.name.endswith(".toml"):
+                citations.update(tomllib.loads(entry.read_text(encoding="utf-8")).get("sources", {}))
     return citations
 
 
@@ -177,7 +183,7 @@ def _pictures(card, *, progress) -> list[tuple[str, str, bytes]]:
 
 
 def _three_d(card) -> list[tuple[str, str, bytes]]:
-    from .viz import render_3d, rendering_available
+    from .three_d import render_3d, rendering_available
 
     status = rendering_available()
     if not status:
@@ -258,7 +264,7 @@ def write_report(card, out_dir, *, timeline=None, gap_study=None, png_exports: b
                          f"<th>neurology</th><th>SINS</th><th>SBRT-alone window</th><th>walking (best)</th>"
                          f"<th>NOMS</th></tr>{lines}</table><p class='muted'>{_esc(timeline.assumption)}</p>"
                          f"{section_images('timeline')}")
-    references = "".join(f"<li><b>{_esc(k)}</b>: {_esc(citations.get(k, 'citation in the project clinical reference'))}</li>"
+    references = "".join(f"<li><b>{_esc(k)}</b>: {_esc(citations.get(k, MISSING_CITATION))}</li>"
                          for k in used)
     document = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>spinesim report: {_esc(card.title)}</title><style>{_STYLE}</style></head>

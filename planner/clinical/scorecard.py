@@ -20,10 +20,10 @@ from scenes.cases import Case, build_scene, doubling_time_days, grow, load_case
 from scenes.escc import measure_escc_grade
 from scenes.scene import Scene
 
-from .figures import DISCLAIMER
+from planner.common.safety import DISCLAIMER
 from .prognosis import tokuhashi, tomita
 from .scores import noms, sins
-from .strategies import Strategy, StrategyResult, case_after_delay, evaluate_strategy, standard_strategies
+from .strategies import Strategy, StrategyResult, case_after_delay, evaluate_strategy, standard_strategies, strategy_key
 
 __all__ = ["Scorecard", "compare_strategies", "DEFAULT_WEIGHTS", "COLUMNS", "noms_strategy_key", "MEASURING_GRID_MM"]
 
@@ -43,15 +43,15 @@ PARETO = (("local_control", 1), ("walking", 1), ("myelopathy", -1), ("complicati
 
 
 def noms_strategy_key(assessment) -> str:
-    """The menu strategy that carries out a NOMS recommendation."""
+    """The menu strategy that carries out a NOMS recommendation (its role in strategies.toml)."""
     if assessment.reirradiation:
-        return "reirradiation_sbrt_30gy_4fx"
+        return strategy_key("reirradiation")
     if assessment.surgery in ("separation", "decompression"):
-        return "separation_sbrt_27gy_3fx" if assessment.radiotherapy == "sbrt" else "decompression_cebrt_30gy_10fx"
+        return strategy_key("separation_then_sbrt" if assessment.radiotherapy == "sbrt" else "decompression_then_conventional")
     if assessment.radiotherapy == "cebrt":
-        return "cebrt_8gy_1fx" if assessment.short_course else "cebrt_20gy_5fx"
-    return {"stabilisation": "stabilisation_sbrt_24gy_2fx", "augmentation": "augmentation_sbrt_24gy_2fx"}.get(
-        assessment.mechanical, "sbrt_24gy_2fx")
+        return strategy_key("conventional_single" if assessment.short_course else "conventional_multi")
+    return strategy_key({"stabilisation": "stabilisation_then_sbrt", "augmentation": "augmentation_then_sbrt"}.get(
+        assessment.mechanical, "sbrt_alone"))
 
 
 def _column_value(result: StrategyResult, key: str) -> float | None:
@@ -274,7 +274,7 @@ def compare_strategies(case: Case | str, *, strategies: list[Strategy] | None = 
 
     Examples
     --------
-    >>> from planner.strategies import Strategy
+    >>> from planner.clinical.strategies import Strategy
     >>> card = compare_strategies("l2_rcc_escc1a", strategies=[Strategy("bsc", "Best supportive care")],
     ...                           grid_mm=(5.0, 5.0, 5.0))  # doctest: +SKIP
     """

@@ -14,9 +14,10 @@ from scipy import ndimage
 
 from scenes.scene import Scene
 
-from .constraints import constraint_status
-from .figures import DISCLAIMER, STANDARD_ISODOSE_PERCENT, STRUCTURE_COLOURS, _pyplot, isodose_colour
-from .metrics import POINT_MAX_CC, StructureDose, dvh, metric, structure_dose
+from planner.radiotherapy.constraints import constraint_status
+from planner.common.safety import DISCLAIMER
+from .figures import STANDARD_ISODOSE_PERCENT, STRUCTURE_COLOURS, _pyplot, isodose_colour
+from planner.radiotherapy.metrics import POINT_MAX_CC, StructureDose, dvh, metric, structure_dose
 
 __all__ = ["render_dose_slices", "render_interface_closeup", "interface_point_mm", "dvh_curves", "plot_dvh",
            "plot_tradeoff", "plot_gap_curve", "plot_timeline", "slice_gap_mm", "SLICE_STRUCTURES", "STATUS_COLOURS"]
@@ -500,8 +501,8 @@ _GRADES = ("0", "1a", "1b", "1c", "2", "3")
 
 
 def _sins_bands() -> tuple[int, int, int]:
-    """(potentially unstable from, unstable from, maximum) SINS points (planner/protocols/scores.toml, fisher2010_sins)."""
-    from .prognosis import score_tables
+    """(potentially unstable from, unstable from, maximum) SINS points (planner/clinical/data/scores.toml, fisher2010_sins)."""
+    from planner.clinical.prognosis import score_tables
 
     table = score_tables()["sins"]
     return int(table["potentially_unstable"][0]), int(table["unstable"][0]), int(table["unstable"][1])

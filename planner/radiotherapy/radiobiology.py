@@ -1,7 +1,7 @@
 """Linear-quadratic radiobiology: BED, EQD2, re-irradiation budgets, LKB NTCP.
 
 Formulas (project reference, radiobiology.formulas): BED = n d (1 + d / (alpha/beta)),
-EQD2 = BED / (1 + 2 / (alpha/beta)). Parameters come from ``planner/protocols/radiobiology.toml``.
+EQD2 = BED / (1 + 2 / (alpha/beta)). Parameters come from ``planner/radiotherapy/protocols/radiobiology.toml``.
 The LQ model is an extrapolation above ~8-10 Gy per fraction; results for single fractions
 of 16 Gy or more carry that warning.
 """
@@ -9,12 +9,11 @@ of 16 Gy or more carry that warning.
 from __future__ import annotations
 
 import math
-import tomllib
-from functools import lru_cache
-from importlib import resources
 
 import numpy as np
 from scipy.special import ndtr
+
+from .protocols import protocol_tables, read_table
 
 __all__ = ["bed", "eqd2", "dose_per_fraction_for_eqd2", "alpha_beta", "reirradiation_budget", "lkb_ntcp",
            "myelopathy_band", "parameters", "LQ_EXTRAPOLATION_GY"]
@@ -23,10 +22,9 @@ __all__ = ["bed", "eqd2", "dose_per_fraction_for_eqd2", "alpha_beta", "reirradia
 LQ_EXTRAPOLATION_GY = 10.0
 
 
-@lru_cache(maxsize=1)
 def parameters() -> dict:
-    text = resources.files("planner.protocols").joinpath("radiobiology.toml").read_text(encoding="utf-8")
-    return tomllib.loads(text)
+    """The radiobiology table (``planner/radiotherapy/protocols/radiobiology.toml``)."""
+    return read_table("radiobiology")
 
 
 def alpha_beta(tissue: str) -> float:
@@ -137,7 +135,7 @@ def myelopathy_band(pmax_gy: float, fractions: int) -> dict:
 
 
 def _tabulated_5pct_pmax(fractions: int) -> float:
-    from .constraints import constraints_for
-
-    rows = [c for c in constraints_for("hytec", fractions) if c.structure == "thecal_sac" and c.metric == "Dmax"]
-    return rows[0].limit_gy
+    # Read from the HyTEC table itself (not through the constraint checker, which builds on
+    # this module).
+    rows = [row for row in protocol_tables()["hytec"]["rows"] if row["structure"] == "thecal_sac" and row["metric"] == "Dmax"]
+    return float(rows[0]["limits"][str(fractions)])

@@ -17,12 +17,14 @@ from scenes import surgery
 from scenes.cases import Case, load_case
 from scenes.scene import Scene
 
+from planner.radiotherapy.plan import PlanResult, Regimen, plan_case
+
+from .data import read_table
 from .outcomes import (Estimate, ambulation, course_days, fracture_risk, hospital_days, local_control,
                        myelopathy_risk, outcome_tables, pain_response, surgical_risk, untreated_status)
-from .plan import PlanResult, Regimen, plan_case
 
 __all__ = ["Procedure", "Strategy", "StrategyResult", "standard_strategies", "evaluate_strategy", "case_after_delay",
-           "radiosensitivity_of", "PROCEDURES", "TECHNIQUES"]
+           "radiosensitivity_of", "strategy_menu", "strategy_key", "PROCEDURES", "TECHNIQUES"]
 
 #: Procedure name -> (function of scenes.surgery, its option, open surgery?, decompresses the cord?)
 PROCEDURES = {
@@ -98,8 +100,11 @@ class Strategy:
     regimen: Regimen | None = None
     technique: str | None = None
     systemic_therapy: str | None = None
+    short_label: str = ""  # for charts and tables; the label when not given
 
     def __post_init__(self):
+        if not self.short_label:
+            object.__setattr__(self, "short_label", self.label)
         if not self.key or not self.key.replace("_", "").isalnum():
             raise ValueError(f"strategy key must be letters, digits and underscores, got {self.key!r}")
         if any(not isinstance(p, Procedure) for p in self.procedures):
@@ -133,49 +138,88 @@ def radiosensitivity_of(case: Case) -> str:
     return str(load_data("histology")["histology"][case.histology]["radiosensitivity"]["value"])
 
 
-def _sbrt(gap_mm: float, material: str) -> tuple:
-    return (Procedure("separation_surgery", gap_mm), Procedure("posterior_instrumentation", material))
+def strategy_menu() -> dict:
+    """The strategy menu as data (``planner/clinical/data/strategies.toml``): its entries,
+    the roles entries play in NOMS's answers and the timeline, and the separation options."""
+    return read_table("strategies")
+
+
+def strategy_key(role: str) -> str:
+    """The menu key that plays ``role`` (e.g. ``"sbrt_alone"``) in NOMS's answers and the timeline.
+
+    Examples
+    --------
+    >>> strategy_key("sbrt_alone")
+    'sbrt_24gy_2fx'
+    """
+    roles = strategy_menu()["roles"]
+    if role not in roles:
+        raise ValueError(f"strategy role must be one of {', '.join(roles)}, got {role!r}")
+    return roles[role]
+
+
+def _option(value, menu: dict):
+    # "separation.gap_mm" names a value of the menu's [separation] table (one copy of it).
+    if isinstance(value, str) and "." in value:
+        table, name = value.split(".", 1)
+        entry = menu[table][name]
+        return entry["value"] if isinstance(entry, dict) else entry
+    return value
+
+
+def _offered(condition: str, *, case: Case, sins_total: int | None, mechanical_pain: bool | None) -> bool:
+    if condition == "always":
+        return True
+    if condition == "sins_surgical_consult":
+        from .prognosis import score_tables
+
+        return sins_total is not None and sins_total >= int(score_tables()["sins"]["surgical_consult_threshold"])
+    if condition == "mechanical_pain":
+        return bool(mechanical_pain)
+    if condition == "prior_radiotherapy":
+        return bool(case.patient.get("prior_radiotherapy"))
+    raise ValueError(f"strategies.toml: offered must be always, sins_surgical_consult, mechanical_pain or "
+                     f"prior_radiotherapy, got {condition!r}")
 
 
 def standard_strategies(case: Case | str, *, sins_total: int | None = None, mechanical_pain: bool | None = None) -> list[Strategy]:
-    """The standard menu for a case.
+    """The standard menu for a case (``planner/clinical/data/strategies.toml``).
 
     cEBRT alone (8 Gy x1, 20 Gy/5), SBRT alone (24 Gy/2, SC.24), separation surgery (2 mm gap,
     CF-PEEK screws, the reference's preferred material for planning) + SBRT 27 Gy/3 (Laufer's
     high-dose hypofractionated band), decompression + cEBRT 30 Gy/10 (Patchell), surgery alone
-    and best supportive care; stabilisation + SBRT when SINS is 7 or more and cement
-    augmentation + SBRT for mechanical pain (NOMS mechanical rules); a re-irradiation SBRT
-    course when the case had prior radiotherapy; systemic therapy named where the histology is
-    radiosensitive.
+    and best supportive care; stabilisation + SBRT when SINS reaches the surgical-consult
+    threshold and cement augmentation + SBRT for mechanical pain (NOMS mechanical rules); a
+    re-irradiation SBRT course when the case had prior radiotherapy; systemic therapy named
+    where the histology is radiosensitive.
+
+    Parameters
+    ----------
+    case : Case or str
+        The case, or a teaching-case id or case-file path.
+    sins_total : int, optional
+        The measured SINS; stabilisation is offered from the surgical-consult threshold.
+    mechanical_pain : bool, optional
+        Whether the pain is mechanical; cement augmentation is offered for it.
+
+    Returns
+    -------
+    list of Strategy
+        In the menu's order.
     """
     case = load_case(case) if isinstance(case, str) else case
-    sensitivity = radiosensitivity_of(case)
-    systemic = "systemic therapy per histology" if sensitivity == "radiosensitive" else None
-    menu = [
-        Strategy("cebrt_8gy_1fx", "cEBRT 8 Gy x1", (), Regimen(8.0, 1), "cebrt", systemic),
-        Strategy("cebrt_20gy_5fx", "cEBRT 20 Gy/5", (), Regimen(20.0, 5), "cebrt", systemic),
-        Strategy("sbrt_24gy_2fx", "SBRT 24 Gy/2", (), Regimen(24.0, 2), "sbrt", systemic),
-        Strategy("separation_sbrt_27gy_3fx", "Separation surgery (2 mm) + CF-PEEK screws, then SBRT 27 Gy/3",
-                 _sbrt(2.0, "cf_peek"), Regimen(27.0, 3), "sbrt", systemic),
-        Strategy("decompression_cebrt_30gy_10fx", "Decompression + titanium screws, then cEBRT 30 Gy/10",
-                 (Procedure("laminectomy"),) + _sbrt(2.0, "titanium"), Regimen(30.0, 10), "cebrt", systemic),
-    ]
-    from .prognosis import score_tables
-
-    threshold = int(score_tables()["sins"]["surgical_consult_threshold"])
-    if sins_total is not None and sins_total >= threshold:
-        menu.append(Strategy("stabilisation_sbrt_24gy_2fx", "Posterior stabilisation (CF-PEEK), then SBRT 24 Gy/2",
-                             (Procedure("posterior_instrumentation", "cf_peek"),), Regimen(24.0, 2), "sbrt", systemic))
-    if mechanical_pain:
-        menu.append(Strategy("augmentation_sbrt_24gy_2fx", "Cement augmentation, then SBRT 24 Gy/2",
-                             (Procedure("vertebral_augmentation"),), Regimen(24.0, 2), "sbrt", systemic))
-    if case.patient.get("prior_radiotherapy"):
-        menu.append(Strategy("reirradiation_sbrt_30gy_4fx", "Re-irradiation SBRT 30 Gy/4", (), Regimen(30.0, 4), "sbrt"))
-    menu += [
-        Strategy("separation_surgery_alone", "Separation surgery (2 mm) + CF-PEEK screws, no RT", _sbrt(2.0, "cf_peek")),
-        Strategy("best_supportive_care", "Best supportive care (steroids, analgesia)", systemic_therapy=systemic),
-    ]
-    return menu
+    menu = strategy_menu()
+    systemic = "systemic therapy per histology" if radiosensitivity_of(case) == "radiosensitive" else None
+    strategies = []
+    for entry in menu["menu"]:
+        if not _offered(entry["offered"], case=case, sins_total=sins_total, mechanical_pain=mechanical_pain):
+            continue
+        procedures = tuple(Procedure(p["name"], _option(p.get("option"), menu)) for p in entry.get("procedures", ()))
+        regimen = Regimen(float(entry["dose_gy"]), int(entry["fractions"])) if "technique" in entry else None
+        strategies.append(Strategy(entry["key"], entry["label"], procedures, regimen, entry.get("technique"),
+                                   systemic if entry["systemic_if_radiosensitive"] else None,
+                                   short_label=entry["short_label"]))
+    return strategies
 
 
 def case_after_delay(case: Case, escc_grade: str, *, status: str | None = None) -> Case:

@@ -2,7 +2,7 @@
 
 Kept apart from :mod:`planner.cli` so that the command line only wires it in::
 
-    from .viz_cli import add_view_parser, run_view   # in planner/cli.py
+    from planner.cli.view import add_view_parser, run_view   # in planner/cli/commands.py
     add_view_parser(commands)                        # in _parser(); then in main():
     if args.command == "view": return run_view(args, out)
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .figures import DISCLAIMER
+from planner.common.safety import DISCLAIMER
 
 __all__ = ["add_view_parser", "run_view"]
 
@@ -33,7 +33,7 @@ def add_view_parser(subparsers) -> argparse.ArgumentParser:
 
 def run_view(args, out) -> int:
     """Run ``spinesim view``; returns the exit status (errors raise ValueError for the CLI to report)."""
-    from . import viz
+    from planner.pictures import three_d as viz
 
     folder = Path(args.out)
     if not folder.is_dir():
@@ -48,8 +48,8 @@ def run_view(args, out) -> int:
     subject = args.case
     beams = None
     if args.dose is not None:
-        from .beams import arrangement_angles
-        from .plan import Regimen, plan_case
+        from planner.radiotherapy.beams import arrangement_angles
+        from planner.radiotherapy.plan import Regimen, plan_case
 
         say(f"planning {args.case}: {args.dose:g} Gy / {args.fractions} (pencil-beam engine)")
         subject = plan_case(args.case, regimen=Regimen(args.dose, args.fractions), gap_mm=args.gap_mm, engine="pencil",

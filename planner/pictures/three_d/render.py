@@ -15,8 +15,8 @@ import numpy as np
 
 from scenes.scene import Scene
 
-from .._files import write_atomically
-from ..figures import DISCLAIMER
+from planner.common.files import write_atomically
+from planner.common.safety import DISCLAIMER
 from .headless import pyvista_for
 from .meshes import beam_meshes, scene_meshes
 
@@ -54,7 +54,7 @@ STYLES = {
 _BACKGROUND = (0.07, 0.08, 0.11)
 
 def _isodose_colour(fraction: float):
-    from ..figures import isodose_colour
+    from planner.pictures.figures import isodose_colour
 
     return isodose_colour(100.0 * fraction)
 

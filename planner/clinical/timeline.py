@@ -2,7 +2,7 @@
 
 At each time point the lesion has grown by its histology's doubling time
 (:func:`scenes.cases.grow`); the ESCC grade and SINS are measured again, the neurological
-status follows the grade (a teaching assumption, ``planner/protocols/outcomes.toml``
+status follows the grade (a teaching assumption, ``planner/clinical/data/outcomes.toml``
 [untreated_course]: it never improves without treatment), NOMS is asked again, and SBRT
 alone, separation surgery + SBRT and cEBRT are planned and scored. The timeline says when
 the window for SBRT alone closes (NOMS stops recommending it, or its plan breaks a hard limit)
@@ -18,17 +18,18 @@ from dataclasses import dataclass, replace
 from scenes.cases import Case, build_scene, doubling_time_days, grow, load_case
 from scenes.escc import measure_escc_grade
 
-from .figures import DISCLAIMER
+from planner.common.safety import DISCLAIMER
 from .outcomes import outcome_tables, untreated_status
 from .prognosis import tokuhashi
 from .scorecard import MEASURING_GRID_MM, noms_strategy_key
 from .scores import noms, sins
-from .strategies import case_after_delay, evaluate_strategy, standard_strategies
+from .strategies import case_after_delay, evaluate_strategy, standard_strategies, strategy_key
 
-__all__ = ["TimelinePoint", "Timeline", "timeline", "TIMELINE_STRATEGIES"]
+__all__ = ["TimelinePoint", "Timeline", "timeline", "TIMELINE_ROLES"]
 
-#: The strategies re-planned at every time point (the full menu at each would take minutes).
-TIMELINE_STRATEGIES = ("sbrt_24gy_2fx", "separation_sbrt_27gy_3fx", "cebrt_20gy_5fx")
+#: The roles of the strategies re-planned at every time point (the full menu at each would
+#: take minutes); strategies.toml names the menu entry of each.
+TIMELINE_ROLES = ("sbrt_alone", "separation_then_sbrt", "conventional_multi")
 
 
 @dataclass(frozen=True)
@@ -101,12 +102,15 @@ class Timeline:
 
 
 def timeline(case: Case | str, *, weeks=(0, 2, 4, 8, 12), grid_mm=(2.5, 2.5, 2.5), engine: str = "pencil",
-             strategy_keys=TIMELINE_STRATEGIES, progress=None) -> Timeline:
+             strategy_keys=None, progress=None) -> Timeline:
     """Re-evaluate ``case`` after each delay in ``weeks`` (0..520, increasing).
 
-    ``strategy_keys``: the menu strategies planned at each point (SBRT alone is always
-    among them: it decides whether the SBRT-alone window is open).
+    ``strategy_keys``: the menu strategies planned at each point (default: those of
+    :data:`TIMELINE_ROLES`; SBRT alone is always among them: it decides whether the
+    SBRT-alone window is open).
     """
+    if strategy_keys is None:
+        strategy_keys = tuple(strategy_key(role) for role in TIMELINE_ROLES)
     say = progress or (lambda message, done, total: None)
     case = load_case(case) if isinstance(case, str) else case
     weeks = [float(w) for w in weeks]
@@ -117,7 +121,8 @@ def timeline(case: Case | str, *, weeks=(0, 2, 4, 8, 12), grid_mm=(2.5, 2.5, 2.5
     measuring0 = build_scene(case, spacing_mm=MEASURING_GRID_MM)
     planning0 = build_scene(case, spacing_mm=grid_mm)
     menu = {s.key: s for s in standard_strategies(case)}
-    keys = tuple(dict.fromkeys(("sbrt_24gy_2fx",) + tuple(strategy_keys)))
+    sbrt_alone = strategy_key("sbrt_alone")
+    keys = tuple(dict.fromkeys((sbrt_alone,) + tuple(strategy_keys)))
     unknown = [k for k in keys if k not in menu]
     if unknown:
         raise ValueError(f"strategy_keys: unknown {', '.join(unknown)}; allowed: {', '.join(menu)}")
@@ -145,7 +150,7 @@ def timeline(case: Case | str, *, weeks=(0, 2, 4, 8, 12), grid_mm=(2.5, 2.5, 2.5
             say(f"week {week:g}: {menu[key].label}", n, len(weeks))
             results[key] = evaluate_strategy(at, menu[key], scene=planning, escc_grade=grade, survival=survival,
                                              engine=engine)
-        sbrt = results["sbrt_24gy_2fx"]
+        sbrt = results[sbrt_alone]
         coverage = sbrt.dosimetry.get("ptv_coverage") or 0.0
         failing = sbrt.failing_constraints
         if assessment.surgery != "none" or assessment.radiotherapy != "sbrt" or assessment.mechanical == "stabilisation":

@@ -100,7 +100,7 @@ def _pyvista_meshes():
 
 
 def _as_beam_list(beams, scene: Scene):
-    from ..beams import Beam, make_beams
+    from planner.radiotherapy.beams import Beam, make_beams
 
     if hasattr(beams, "beams"):
         return list(beams.beams)

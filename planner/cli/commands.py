@@ -11,9 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._files import write_text_atomically
-from ._progress import ProgressBar, is_terminal
-from .figures import DISCLAIMER
+from planner.common.files import write_text_atomically
+from planner.common.progress import ProgressBar, is_terminal
+from planner.common.safety import DISCLAIMER
 
 __all__ = ["main"]
 
@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="spinesim-demo", help="report folder (default ./spinesim-demo)")
     demo.add_argument("--case", default=None, help="another teaching case id or .toml instead of the default")
     demo.add_argument("--no-3d", action="store_true", help="skip the 3-D views (no OpenGL needed)")
-    from .viz_cli import add_view_parser
+    from planner.cli.view import add_view_parser
 
     add_view_parser(commands)
     line = commands.add_parser("timeline", help="delay of diagnosis: re-evaluate a case after weeks of growth")
@@ -95,7 +95,7 @@ def _scene(args, out) -> int:
     from scenes.cases import build_scene, grow, load_case
     from scenes.escc import measure_escc_grade
 
-    from .figures import render_scene_slices, write_figure
+    from planner.pictures.figures import render_scene_slices, write_figure
 
     target = Path(args.out)
     if target.suffix.lower() not in (".png", ".svg", ".pdf"):
@@ -121,8 +121,8 @@ def _scene(args, out) -> int:
 def _plan(args, out) -> int:
     import time
 
-    from .constraints import format_table
-    from .plan import Regimen, plan_case
+    from planner.radiotherapy.constraints import format_table
+    from planner.radiotherapy.plan import Regimen, plan_case
 
     _outputs(args, "json")
     if args.gap_mm is not None and not 0 < args.gap_mm <= 10:
@@ -174,8 +174,8 @@ def _outputs(args, *names) -> None:
 def _compare(args, out) -> int:
     from scenes.cases import load_case
 
-    from .scorecard import compare_strategies
-    from .strategies import standard_strategies
+    from planner.clinical.scorecard import compare_strategies
+    from planner.clinical.strategies import standard_strategies
 
     _outputs(args, "json", "csv")
     weights = _weights(args.weights)
@@ -202,7 +202,7 @@ def _compare(args, out) -> int:
 
 
 def _timeline(args, out) -> int:
-    from .timeline import timeline
+    from planner.clinical.timeline import timeline
 
     _outputs(args, "json")
     try:
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out = sys.stdout
     try:
-        from .viz_cli import run_view
+        from planner.cli.view import run_view
 
         handlers = {"scene": _scene, "plan": _plan, "compare": _compare, "timeline": _timeline, "demo": _demo,
                     "view": run_view}

@@ -4,7 +4,7 @@ The Spinal Instability Neoplastic Score (Fisher 2010) is computed from the scene
 location from the level, lesion quality from the lesion's kind, collapse and body
 involvement measured on the vertebral-body and tumour masks, posterolateral involvement
 measured on the pedicles; pain and alignment are the case's clinical inputs. Points come
-from ``planner/protocols/scores.toml``.
+from ``planner/clinical/data/scores.toml``.
 
 :func:`noms` applies the NOMS framework (Laufer 2013) to a scene and its case: the ESCC grade
 measured from the geometry, the histology's radiosensitivity, the measured SINS and the
@@ -25,12 +25,13 @@ from scenes.escc import EsccMeasurement, measure_escc_grade
 from scenes.morphometry import level_dimensions
 from scenes.scene import Scene
 
+from planner.common.safety import DISCLAIMER
+
 from .prognosis import PrognosisScore, patient_record, score_tables, tokuhashi, tomita
 
 __all__ = ["SinsScore", "sins", "score_tables", "NomsPart", "NomsAssessment", "noms", "PrognosisScore", "tokuhashi",
-           "tomita", "DISCLAIMER"]
+           "tomita"]
 
-DISCLAIMER = "spinesim: teaching and research only, not for clinical use"
 
 
 @dataclass(frozen=True)
@@ -335,7 +336,7 @@ def noms(scene: Scene, case, *, escc: EsccMeasurement | None = None, sins_score:
          prognosis: PrognosisScore | None = None) -> NomsAssessment:
     """The NOMS recommendation (Laufer 2013) for a scene and its case, from the rules.
 
-    The rules, in order (cut-offs and rule texts in ``planner/protocols/scores.toml``):
+    The rules, in order (cut-offs and rule texts in ``planner/clinical/data/scores.toml``):
 
     * Neurologic: the ESCC grade measured on the scene (never the case file's), low 0-1b,
       intermediate 1c, high 2-3 (bilsky2010_escc); 1c with a cord/cauda deficit counts as

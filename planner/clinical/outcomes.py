@@ -4,32 +4,29 @@ Every function takes plain facts (the measured ESCC grade, the histology's radio
 the delivered dose metrics, the regimen, what surgery was done) and returns an
 :class:`Estimate`: the value (or ``None`` where the literature gives none, with the reason),
 its unit and horizon, the source key, whether the figure is verified, and one sentence saying
-why this figure applies. The figures live in ``planner/protocols/outcomes.toml``; nothing here
+why this figure applies. The figures live in ``planner/clinical/data/outcomes.toml``; nothing here
 is a clinical number. Teaching and research only, not for clinical use.
 """
 
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
 
 import numpy as np
 
-from .radiobiology import bed, eqd2
+from planner.radiotherapy.radiobiology import bed, eqd2
+
+from .data import read_table
 
 __all__ = ["Estimate", "outcome_tables", "outcome_sources", "local_control", "myelopathy_risk", "fracture_risk",
            "ambulation", "pain_response", "surgical_risk", "hospital_days", "course_days", "untreated_status", "isotonic_fit",
            "COMPRESSION_GRADES"]
 
 
-@lru_cache(maxsize=1)
 def outcome_tables() -> dict:
-    """The outcome figures (``planner/protocols/outcomes.toml``)."""
-    text = resources.files("planner.protocols").joinpath("outcomes.toml").read_text(encoding="utf-8")
-    return tomllib.loads(text)
+    """The outcome figures (``planner/clinical/data/outcomes.toml``; cached, treat as read-only)."""
+    return read_table("outcomes")
 
 
 def outcome_sources() -> dict:
@@ -163,7 +160,7 @@ def myelopathy_risk(*, pmax_gy: float, fractions: int, stereotactic: bool, prior
 def _reirradiation(course_eqd2_gy: float, prior_course: dict, alpha_beta_gy: float, *, stereotactic: bool = True) -> Estimate:
     """Sahgal 2012's re-irradiation rule (cumulative Pmax nBED; for SBRT also its own cap and
     share); the reference gives the rule, not a risk curve, so the value is None."""
-    from .radiobiology import parameters
+    from planner.radiotherapy.radiobiology import parameters
 
     rules = parameters()["reirradiation"]
     prior = float(eqd2(prior_course["dose_gy"], prior_course["fractions"], alpha_beta_gy))

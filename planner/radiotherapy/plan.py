@@ -7,7 +7,7 @@ that the target's coverage dose reaches the prescription unless that would break
 limit, in which case the cord limit wins and the coverage achieved is reported.
 
 The maximum achievable prescription is judged on the residual gross tumour (GTV Dmin,
-``planner/protocols/targets.toml`` [achievable]): the highest prescription P for which a plan
+``planner/radiotherapy/protocols/targets.toml`` [achievable]): the highest prescription P for which a plan
 optimised *at P* - the GTV covered right up to the cord PRV, the cord and thecal-sac limits
 hard - still has GTV Dmin >= P once scaled so that the tightest hard limit is met exactly.
 A plan's own figure is ``GTV Dmin x min over hard limits of (limit / value)``;
@@ -36,6 +36,7 @@ from .influence import build_influence, final_dose
 from .metrics import metric, structure_dose
 from .objectives import DoseVolumeMin, Overdose, Underdose
 from .optimise import optimise
+from .protocols import read_table
 from .radiobiology import alpha_beta, bed, myelopathy_band
 
 __all__ = ["Regimen", "PlanResult", "add_targets", "plan_case", "achievable_prescription", "escalate", "row_measure",
@@ -48,10 +49,7 @@ HARD_STRUCTURES = ("spinal_cord", "thecal_sac", "cauda_equina")
 
 
 def _target_rules() -> dict:
-    import tomllib
-    from importlib import resources
-
-    return tomllib.loads(resources.files("planner.protocols").joinpath("targets.toml").read_text(encoding="utf-8"))
+    return read_table("targets")
 
 
 #: The achievable prescription asks the gross tumour, not the cropped PTV, to be covered:
@@ -60,7 +58,7 @@ def _target_rules() -> dict:
 ACHIEVABLE_STRUCTURE = str(_target_rules()["achievable"]["structure"])
 ACHIEVABLE_METRIC = str(_target_rules()["achievable"]["metric"]["value"])
 
-#: Cord planning-risk-volume and PTV margins (planner/protocols/targets.toml, with sources).
+#: Cord planning-risk-volume and PTV margins (planner/radiotherapy/protocols/targets.toml, with sources).
 CORD_PRV_MM = float(_target_rules()["ptv"]["cord_prv_mm"]["value"])
 PTV_MARGIN_MM = float(_target_rules()["ptv"]["margin_mm"]["value"])
 #: Lesion site -> vertebral sector structure (ISRC sectors as the phantom has them).
@@ -134,7 +132,7 @@ def add_targets(scene: Scene, *, ptv_margin_mm: float = PTV_MARGIN_MM, prv_margi
                 prv_of=("spinal_cord", "cauda_equina")) -> Scene:
     """GTV -> CTV (GTV plus every involved vertebral sector, whole) -> PTV (CTV + margin minus PRV).
 
-    The CTV follows the consortium's sector method (Cox 2012, planner/protocols/targets.toml):
+    The CTV follows the consortium's sector method (Cox 2012, planner/radiotherapy/protocols/targets.toml):
     a sector the tumour touches enters the CTV whole. The PTV is cut back from the
     planning-risk volume of the
     structures ``prv_of`` (those whose limits are hard: the cord or cauda, or the thecal sac

@@ -1,4 +1,4 @@
-"""Matplotlib figures of scenes (2-D slices). PyVista 3-D views live in planner/viz/.
+"""Matplotlib figures of scenes (2-D slices). PyVista 3-D views live in planner/pictures/three_d/.
 
 Matplotlib is imported lazily with the Agg backend, so this works with no display.
 """
@@ -13,12 +13,12 @@ import numpy as np
 from scenes.materials import MATERIAL_NAMES
 from scenes.scene import Scene
 
-from ._files import write_atomically
+from planner.common.files import write_atomically
+from planner.common.safety import DISCLAIMER
 
-__all__ = ["MATERIAL_COLOURS", "STRUCTURE_COLOURS", "render_scene_slices", "render_dose_slice", "write_figure", "DISCLAIMER",
+__all__ = ["MATERIAL_COLOURS", "STRUCTURE_COLOURS", "render_scene_slices", "render_dose_slice", "write_figure",
            "isodose_colour", "STANDARD_ISODOSE_PERCENT"]
 
-DISCLAIMER = "spinesim: teaching and research only, not for clinical use"
 
 #: One colour per material label (RGB 0..1), chosen for contrast on a dark background.
 MATERIAL_COLOURS = {

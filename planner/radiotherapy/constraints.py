@@ -1,4 +1,4 @@
-"""Constraint protocols (data in planner/protocols/*.toml) and the constraint checker.
+"""Constraint protocols (data in planner/radiotherapy/protocols/*.toml) and the constraint checker.
 
 ``constraints_for(protocol, fractions)`` turns a protocol table into concrete limits for a
 fractionation; ``check_constraints(dose, scene, constraints)`` measures each metric on the
@@ -10,16 +10,14 @@ does not have is reported as 'not applicable', never silently skipped.
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import asdict, dataclass
-from functools import lru_cache
-from importlib import resources
 
 import numpy as np
 
 from scenes.scene import Scene
 
 from .metrics import metric, structure_dose
+from .protocols import protocol_tables
 from .radiobiology import dose_per_fraction_for_eqd2, reirradiation_budget
 
 __all__ = ["Constraint", "ConstraintResult", "protocols", "constraints_for", "check_constraints", "constraint_status",
@@ -50,15 +48,9 @@ class ConstraintResult:
     source: str
 
 
-@lru_cache(maxsize=1)
 def protocols() -> dict:
-    """All protocols by name (from every TOML in planner/protocols with a [protocols] table)."""
-    found = {}
-    for entry in resources.files("planner.protocols").iterdir():
-        if entry.name.endswith(".toml"):
-            data = tomllib.loads(entry.read_text(encoding="utf-8"))
-            found.update(data.get("protocols", {}))
-    return found
+    """All protocols by name (every ``[protocols]`` table in planner/radiotherapy/protocols)."""
+    return protocol_tables()
 
 
 def constraints_for(name: str, fractions: int, *, prior_course: dict | None = None) -> list[Constraint]:

@@ -1,0 +1,6 @@
+"""The ``spinesim`` command line: :mod:`.commands` (argument parsing and every subcommand,
+checking its arguments before the heavy imports), :mod:`.demo` (``spinesim demo``: the
+default case compared, gap study, timeline, report) and :mod:`.view` (``spinesim view``).
+
+May import: every other room (it is the top layer); nothing imports it.
+"""

@@ -1,1 +1,0 @@
-"""Constraint protocols as data (TOML), each row with its source key."""
