@@ -99,8 +99,8 @@ def test_output_factor_grows_with_field_size():
 
 def test_pencil_beam_engine_in_water_against_monte_carlo():
     """The pencil-beam engine on the same field: depth dose, penumbra and absolute dose."""
-    from planner.beams import Beam, BeamSet
-    from planner.influence import build_influence, fluence_per_unit_weight
+    from planner.radiotherapy.beams import Beam, BeamSet
+    from planner.radiotherapy.influence import build_influence, fluence_per_unit_weight
     from scenes.scene import scene_from_arrays
 
     mc = np.load(MC_PATH)
