@@ -26,18 +26,21 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
+from ._data import load_data
 from .lesions import ESCC_GRADES
 from .scene import Scene
 
 __all__ = ["EsccMeasurement", "measure_escc_grade"]
 
-FINE_MM = 0.25
-CONTACT_MM = 0.5  # tumour within this distance of the cord touches it
-INDENT_MM = 0.6  # a dent deeper than this (from the convex hull inwards) deforms the outline
-SAC_LOSS = 0.04  # sac (with contents) smaller than its uninvolved neighbours by this fraction
-NEURAL_LOSS = 0.15  # cord/cauda AP/RL ratio reduced by this fraction: compressed
-CSF_MIN_MM2 = 1.0
-MIN_EPIDURAL_MM2 = 0.5  # less tumour than this inside the canal's outline in a slice is noise  # less CSF than this in the slice: none visible
+# Measurement settings (scenes/data/escc.toml: what each one means and why).
+_SETTINGS = {name: float(entry["value"]) for name, entry in load_data("escc")["measurement"].items()}
+FINE_MM = _SETTINGS["fine_mm"]
+CONTACT_MM = _SETTINGS["contact_mm"]  # tumour within this distance of the cord touches it
+INDENT_MM = _SETTINGS["indent_mm"]  # a dent deeper than this (from the convex hull inwards) deforms the outline
+SAC_LOSS = _SETTINGS["sac_loss"]  # sac (with contents) smaller than its uninvolved neighbours by this fraction
+NEURAL_LOSS = _SETTINGS["neural_loss"]  # cord/cauda AP/RL ratio reduced by this fraction: compressed
+CSF_MIN_MM2 = _SETTINGS["csf_min_mm2"]  # less CSF than this in the slice: none visible
+MIN_EPIDURAL_MM2 = _SETTINGS["min_epidural_mm2"]  # less tumour than this inside the canal in a slice is noise
 
 
 @dataclass(frozen=True)

@@ -15,23 +15,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planner.radiotherapy.radiobiology import bed, eqd2
+from planner.radiotherapy.radiobiology import alpha_beta, bed, eqd2
 
 from .data import read_table
 
-__all__ = ["Estimate", "outcome_tables", "outcome_sources", "local_control", "myelopathy_risk", "fracture_risk",
+__all__ = ["Estimate", "outcome_tables", "local_control", "myelopathy_risk", "fracture_risk",
            "ambulation", "pain_response", "surgical_risk", "hospital_days", "course_days", "untreated_status", "isotonic_fit",
            "COMPRESSION_GRADES"]
 
 
 def outcome_tables() -> dict:
-    """The outcome figures (``planner/clinical/data/outcomes.toml``; cached, treat as read-only)."""
+    """The outcome figures (``planner/clinical/data/outcomes.toml``; cached, treat as read-only).
+
+    Returns
+    -------
+    dict
+        The parsed table: ``local_control`` cohorts, ``myelopathy``, ``fracture``,
+        ``ambulation``, ``pain``, ``surgery``, ``schedule``, ``untreated_course``, ...
+    """
     return read_table("outcomes")
-
-
-def outcome_sources() -> dict:
-    """Source key -> full citation for every figure the scorecard can show."""
-    return dict(outcome_tables()["sources"])
 
 
 COMPRESSION_GRADES = tuple(outcome_tables()["ambulation"]["compression_grades"])
@@ -39,7 +41,12 @@ COMPRESSION_GRADES = tuple(outcome_tables()["ambulation"]["compression_grades"])
 
 @dataclass(frozen=True)
 class Estimate:
-    """One outcome figure: ``value`` in ``unit`` (``None`` when no source gives one)."""
+    """One outcome figure: ``value`` in ``unit`` (``None`` when no source gives one).
+
+    ``basis`` says in one sentence why this figure applies (or why there is none);
+    ``source`` is its source key, ``verified`` whether the figure was checked against the
+    source, ``horizon`` when it applies (e.g. '1 year', 'after treatment').
+    """
 
     value: float | None
     unit: str
@@ -49,13 +56,32 @@ class Estimate:
     horizon: str = ""
 
     def text(self, digits: int = 0) -> str:
-        """Short display form, e.g. ``'95.9%'`` or ``'n/a'``."""
+        """Short display form, e.g. ``'95.9%'`` or ``'n/a'``.
+
+        Parameters
+        ----------
+        digits : int, default 0
+            Decimals shown, >= 0.
+
+        Returns
+        -------
+        str
+            The value with its unit ('%' attached, other units after a space), or 'n/a' when
+            the value is None.
+        """
         if self.value is None:
             return "n/a"
         suffix = "%" if self.unit == "%" else f" {self.unit}"
         return f"{self.value:.{digits}f}{suffix}"
 
     def as_dict(self) -> dict:
+        """The estimate as a plain dict (for JSON).
+
+        Returns
+        -------
+        dict
+            ``value``, ``unit``, ``basis``, ``source``, ``verified`` and ``horizon``.
+        """
         return {"value": self.value, "unit": self.unit, "basis": self.basis, "source": self.source,
                 "verified": self.verified, "horizon": self.horizon}
 
@@ -76,6 +102,26 @@ def local_control(*, setting: str, fractions: int, gtv_d95_gy: float | None, esc
     range, ESCC grades and histology class fit, and whose dose floor (BED10 of its lowest
     regimen) the delivered GTV D95 reaches, gives the figure.
 
+    Parameters
+    ----------
+    setting : str
+        'postoperative', 'de_novo' or 'conventional' (ValueError otherwise).
+    fractions : int
+        Fractions of the course, a positive integer.
+    gtv_d95_gy : float or None
+        Delivered GTV D95 (Gy), converted to BED with the tumour's alpha/beta; None or
+        non-finite gives no estimate.
+    escc_grade : str
+        ESCC grade measured on the pre-treatment scene: '0', '1a', '1b', '1c', '2' or '3'.
+    radiosensitivity : str
+        The histology's class: 'radiosensitive', 'moderately_sensitive' or 'radioresistant'
+        (:func:`planner.clinical.strategies.radiosensitivity_of`).
+
+    Returns
+    -------
+    Estimate
+        Local control (%) at 1 year with its cohort, or a None value saying why none applies.
+
     Examples
     --------
     >>> local_control(setting="postoperative", fractions=3, gtv_d95_gy=27.0, escc_grade="2",
@@ -89,7 +135,7 @@ def local_control(*, setting: str, fractions: int, gtv_d95_gy: float | None, esc
         raise ValueError(f"setting must be 'postoperative', 'de_novo' or 'conventional', got {setting!r}")
     if gtv_d95_gy is None or not math.isfinite(gtv_d95_gy):
         return _none("%", "no GTV dose: local control not estimated")
-    delivered = float(bed(max(gtv_d95_gy, 0.0), fractions, 10.0))
+    delivered = float(bed(max(gtv_d95_gy, 0.0), fractions, alpha_beta("tumour")))
     for row in outcome_tables()["local_control"]:
         low, high = row["fractions"]
         if row["setting"] != setting or not low <= fractions <= high:
@@ -127,6 +173,25 @@ def myelopathy_risk(*, pmax_gy: float, fractions: int, stereotactic: bool, prior
     value is None and the basis says within or beyond. Below the conus (``cauda``) no model
     applies.
 
+    Parameters
+    ----------
+    pmax_gy : float
+        Point maximum (Gy): the thecal sac's for stereotactic courses, the spinal cord's for
+        conventional ones; NaN or negative gives no estimate.
+    fractions : int
+        Fractions of the course, a positive integer.
+    stereotactic : bool
+        SBRT (True) or conventional RT (False).
+    prior_course : dict, optional
+        A previous course to the same cord: ``{"dose_gy": total Gy, "fractions": int}``.
+    cauda : bool, default False
+        The lesion is below the conus (the cauda equina is at risk, not the cord).
+
+    Returns
+    -------
+    Estimate
+        Risk (%) at any time, or None with the reason (re-irradiation rule, cauda, no dose).
+
     Examples
     --------
     >>> round(myelopathy_risk(pmax_gy=17.0, fractions=2, stereotactic=True).value, 1)
@@ -145,12 +210,14 @@ def myelopathy_risk(*, pmax_gy: float, fractions: int, stereotactic: bool, prior
         if prior_course:
             return _reirradiation(dose, prior_course, model["alpha_beta_gy"])
         d50 = model["eqd2_at_5pct_gy"] + math.log(19.0) / slope
-        basis = f"Pmax {pmax_gy:.1f} Gy in {fractions} fx = EQD2 {dose:.1f} Gy (alpha/beta 2); {model['label']}"
+        basis = (f"Pmax {pmax_gy:.1f} Gy in {fractions} fx = EQD2 {dose:.1f} Gy (alpha/beta {model['alpha_beta_gy']:g}); "
+                 f"{model['label']}")
         return Estimate(100.0 * _logistic(dose, d50, slope), "%", basis, model["source"], False, "any time")
     ab = conventional["alpha_beta_gy"]
     if prior_course:
-        # A second conventional course is judged by the cumulative rule too (alpha/beta 2).
-        return _reirradiation(float(eqd2(pmax_gy, fractions, 2.0)), prior_course, 2.0, stereotactic=False)
+        # A second conventional course is judged by the cumulative rule too (Sahgal's thecal-sac alpha/beta).
+        rule_ab = alpha_beta("thecal_sac")
+        return _reirradiation(float(eqd2(pmax_gy, fractions, rule_ab)), prior_course, rule_ab, stereotactic=False)
     dose = float(eqd2(pmax_gy, fractions, ab))
     basis = f"cord maximum {pmax_gy:.1f} Gy in {fractions} fx = EQD2 {dose:.1f} Gy (alpha/beta {ab:g}); {conventional['model']}"
     return Estimate(100.0 * _logistic(dose, conventional["d50_eqd2_gy"], slope), "%", basis,
@@ -186,7 +253,19 @@ def _reirradiation(course_eqd2_gy: float, prior_course: dict, alpha_beta_gy: flo
 def isotonic_fit(x, y) -> tuple[np.ndarray, np.ndarray]:
     """Non-decreasing least-squares fit of ``y`` on ``x`` (pool adjacent violators).
 
-    Returns the sorted distinct ``x`` and the fitted values there.
+    Parameters
+    ----------
+    x : array_like of float
+        Abscissae (any order; equal values are pooled).
+    y : array_like of float
+        Observations, same length as ``x``.
+
+    Returns
+    -------
+    x : numpy.ndarray
+        The sorted distinct ``x``.
+    fitted : numpy.ndarray
+        The fitted, non-decreasing values there.
 
     Examples
     --------
@@ -219,6 +298,25 @@ def fracture_risk(*, dose_per_fraction_gy: float, stereotactic: bool, lytic: boo
     prescription's dose per fraction; no figure outside their dose range. The other risk
     factors Sahgal 2013 found (lytic tumour, baseline fracture, deformity) are named in the
     basis: no per-factor figures are in the reference, so they do not change the number.
+
+    Parameters
+    ----------
+    dose_per_fraction_gy : float
+        Prescription dose per fraction (Gy); for SBRT it must lie within the series' range
+        (else the value is None).
+    stereotactic : bool
+        SBRT (the fit) or conventional RT (the conventional arm's figure).
+    lytic : bool
+        The tumour is lytic.
+    baseline_collapse : bool
+        The vertebra had collapsed before treatment.
+    deformity : bool
+        The spine is deformed (alignment not normal).
+
+    Returns
+    -------
+    Estimate
+        Crude fracture incidence (%) with the series it rests on, or None with the reason.
 
     Examples
     --------
@@ -259,6 +357,33 @@ def ambulation(*, escc_grade: str, ambulatory: bool, decompressed: bool, treated
     decompression); ``treated``: any local treatment; ``irradiated``: radiotherapy follows
     (every trial arm had it); ``conventional_fractions``: the cEBRT fractions when the course
     is conventional, else None.
+
+    Parameters
+    ----------
+    escc_grade : str
+        ESCC grade measured on the pre-treatment scene: '0', '1a', '1b', '1c', '2' or '3'. Below
+        :data:`COMPRESSION_GRADES` the cord is free and walking status is unchanged.
+    ambulatory : bool
+        The patient walks at treatment.
+    decompressed : bool
+        The cord was surgically decompressed.
+    treated : bool
+        Any local treatment (surgery or radiotherapy).
+    radiosensitivity : str
+        The histology's class: 'radiosensitive', 'moderately_sensitive' or 'radioresistant'
+        (:func:`planner.clinical.strategies.radiosensitivity_of`).
+    conventional_fractions : int or None
+        Fractions of a conventional (cEBRT) course, None for SBRT or no radiotherapy.
+    paraplegic_hours : float, default 0.0
+        Hours of complete paraplegia before treatment (beyond the table's window no
+        treatment is expected to restore walking).
+    irradiated : bool, default True
+        Radiotherapy is part of the treatment.
+
+    Returns
+    -------
+    Estimate
+        Probability of walking (%) after treatment, or None with the reason.
 
     Examples
     --------
@@ -304,7 +429,18 @@ def ambulation(*, escc_grade: str, ambulatory: bool, decompressed: bool, treated
 
 
 def pain_response(*, stereotactic: bool | None) -> Estimate:
-    """Complete pain response at 3 months (SC.24). ``None``: no radiotherapy."""
+    """Complete pain response at 3 months (SC.24).
+
+    Parameters
+    ----------
+    stereotactic : bool or None
+        SBRT (True), conventional RT (False), or None for no radiotherapy.
+
+    Returns
+    -------
+    Estimate
+        Complete response (%) at 3 months; None value without radiotherapy.
+    """
     table = outcome_tables()["pain"]
     if stereotactic is None:
         return _none("%", "no radiotherapy: no trial figure for pain response")
@@ -317,7 +453,21 @@ def pain_response(*, stereotactic: bool | None) -> Estimate:
 # Surgery and time
 # --------------------------------------------------------------------------------------------
 def surgical_risk(*, open_surgery: bool, rt_start_day: int | None) -> dict:
-    """Complication and wound-complication estimates of the surgical part of a strategy."""
+    """Complication and wound-complication estimates of the surgical part of a strategy.
+
+    Parameters
+    ----------
+    open_surgery : bool
+        The strategy includes open surgery (else both risks are 0%).
+    rt_start_day : int or None
+        Day radiotherapy starts after surgery (None: no radiotherapy); before the table's
+        ``rt_wait_days`` the basis warns of a higher, unquantified wound risk.
+
+    Returns
+    -------
+    dict
+        ``{"complications": Estimate, "wound": Estimate}``, both in %.
+    """
     table = outcome_tables()["surgery"]
     if not open_surgery:
         none = Estimate(0.0, "%", "no open surgery", None, True, "")
@@ -333,7 +483,18 @@ def surgical_risk(*, open_surgery: bool, rt_start_day: int | None) -> dict:
 
 
 def hospital_days(*, open_surgery: bool) -> Estimate:
-    """Days in hospital: the median stay after metastatic spine surgery, else outpatient."""
+    """Days in hospital: the median stay after metastatic spine surgery, else outpatient.
+
+    Parameters
+    ----------
+    open_surgery : bool
+        The strategy includes open surgery.
+
+    Returns
+    -------
+    Estimate
+        Days in hospital (median after surgery; 0 for radiotherapy, a convention).
+    """
     table = outcome_tables()["surgery"]
     if not open_surgery:
         return Estimate(0.0, "days", "radiotherapy counted as outpatient treatment (a convention)", None, False, "")
@@ -342,7 +503,18 @@ def hospital_days(*, open_surgery: bool) -> Estimate:
 
 
 def course_days(fractions: int) -> int:
-    """Calendar days from the first to the last fraction, one fraction per weekday (a convention)."""
+    """Calendar days from the first to the last fraction, one fraction per weekday (a convention).
+
+    Parameters
+    ----------
+    fractions : int
+        Number of fractions, >= 1 (ValueError otherwise).
+
+    Returns
+    -------
+    int
+        Days, counting both ends and the weekends in between.
+    """
     per_week = outcome_tables()["schedule"]["fractions_per_week"]
     if fractions < 1:
         raise ValueError(f"fractions must be >= 1, got {fractions}")
@@ -351,7 +523,23 @@ def course_days(fractions: int) -> int:
 
 def untreated_status(escc_grade: str, baseline: str) -> str:
     """Neurological status implied by an untreated lesion's ESCC grade (a teaching assumption);
-    never better than ``baseline``."""
+    never better than ``baseline``.
+
+    Parameters
+    ----------
+    escc_grade : str
+        ESCC grade: '0', '1a', '1b', '1c', '2' or '3' (KeyError otherwise).
+    baseline : str
+        The current neurological status (a case's ``neurology``, or a status this function
+        returned); 'cauda_equina_syndrome' counts as 'myelopathy', 'paraplegia' as
+        'non_ambulatory', an unknown status as 'intact'.
+
+    Returns
+    -------
+    str
+        'intact', 'radiculopathy', 'myelopathy' or 'non_ambulatory': the worse of the
+        grade's status (outcomes.toml [untreated_course]) and the baseline.
+    """
     order = ("intact", "radiculopathy", "myelopathy", "non_ambulatory")
     mapped = outcome_tables()["untreated_course"]["grade_to_status"][escc_grade]
     base = {"cauda_equina_syndrome": "myelopathy", "paraplegia": "non_ambulatory"}.get(baseline, baseline)

@@ -21,7 +21,14 @@ __all__ = ["PrognosisScore", "tokuhashi", "tomita", "score_tables", "patient_rec
 
 
 def score_tables() -> dict:
-    """Parsed ``planner/clinical/data/scores.toml`` (cached; treat as read-only)."""
+    """Parsed ``planner/clinical/data/scores.toml`` (cached; treat as read-only).
+
+    Returns
+    -------
+    dict
+        The score tables: ``sins``, ``measurement``, ``noms``, ``tokuhashi_revised``,
+        ``tomita``, ..., each item with its points and source key.
+    """
     return read_table("scores")
 
 
@@ -48,6 +55,14 @@ class PrognosisScore:
     assumptions: tuple[str, ...] = ()
 
     def explain(self) -> str:
+        """The score in one sentence: total, band, expected survival, treatment and its parts.
+
+        Returns
+        -------
+        str
+            E.g. ``'Revised Tokuhashi 12 (band 12-15, expected survival >= 1 year ...) [source]:
+            general condition ... + ...'``, followed by the assumptions when there are any.
+        """
         parts = " + ".join(f"{item.replace('_', ' ')} {label} {points}" for item, (label, points) in self.components.items())
         survival = f", expected survival {self.survival}" if self.survival else ""
         median = (f" (median {self.median_survival_months:g} months in {self.validation_source}, unverified)"
@@ -60,7 +75,26 @@ class PrognosisScore:
 
 def patient_record(case, scene=None) -> dict:
     """The case's patient table, with a scene's clinical record taking precedence (a scene
-    re-evaluated on a timeline may carry a newer neurological status)."""
+    re-evaluated on a timeline may carry a newer neurological status).
+
+    Prognostic inputs the case does not give (KPS, metastasis counts, visceral status) are
+    filled with :func:`scenes.cases.prognostic_defaults`, and their names added to
+    ``prognosis_defaults``.
+
+    Parameters
+    ----------
+    case : scenes.cases.Case
+        The patient (its ``patient`` table).
+    scene : scenes.scene.Scene, optional
+        A scene whose ``clinical`` entries replace the case's entries of the same name (keys
+        the case does not have are ignored).
+
+    Returns
+    -------
+    dict
+        A new dict: the patient table with defaults filled in and ``prognosis_defaults`` (a
+        tuple of the keys that are defaults rather than case data).
+    """
     record = dict(case.patient)
     if scene is not None:
         record.update({key: value for key, value in scene.clinical.items() if key in record})
@@ -165,6 +199,21 @@ def tomita(case, scene=None) -> PrognosisScore:
 
     The reference transcribes the table from memory (``verified = false``) and gives no
     survival figures for its bands, only the treatment goal; ``survival`` is empty.
+
+    Parameters
+    ----------
+    case : scenes.cases.Case
+        The patient: histology (growth group from scores.toml; a histology it lacks raises
+        ValueError), visceral metastases status, vertebral and extraspinal bone metastasis
+        counts (summed).
+    scene : scenes.scene.Scene, optional
+        Its clinical record takes precedence over the case's.
+
+    Returns
+    -------
+    PrognosisScore
+        Total 2-10 with its band and treatment goal; ``assumptions`` name the defaults and
+        mappings used.
 
     Examples
     --------

@@ -21,16 +21,17 @@ from scenes.escc import measure_escc_grade
 from scenes.scene import Scene
 
 from planner.common.safety import DISCLAIMER
+
+from .data import read_table
 from .prognosis import tokuhashi, tomita
 from .scores import noms, sins
 from .strategies import Strategy, StrategyResult, case_after_delay, evaluate_strategy, standard_strategies, strategy_key
 
 __all__ = ["Scorecard", "compare_strategies", "DEFAULT_WEIGHTS", "COLUMNS", "noms_strategy_key", "MEASURING_GRID_MM"]
 
-#: Ranking weights (teaching defaults, not clinical values): benefits count up, harms down;
-#: percentages enter as fractions, days as months (days / 30).
-DEFAULT_WEIGHTS = {"local_control": 1.0, "walking": 2.0, "pain": 0.5, "myelopathy": 2.0, "fracture": 0.5,
-                   "complications": 0.5, "wound": 0.25, "time": 0.25, "hospital": 0.25}
+#: Ranking weights (scorecard.toml: teaching defaults, not clinical values): benefits count up,
+#: harms down; percentages enter as fractions, days as months.
+DEFAULT_WEIGHTS = {key: float(value) for key, value in read_table("scorecard")["weights"].items() if key != "source"}
 BENEFITS = ("local_control", "walking", "pain")
 HARMS = ("myelopathy", "fracture", "complications", "wound")
 #: The grid the ESCC grade is measured on (the one the ESCC round trip is guaranteed on).
@@ -43,7 +44,20 @@ PARETO = (("local_control", 1), ("walking", 1), ("myelopathy", -1), ("complicati
 
 
 def noms_strategy_key(assessment) -> str:
-    """The menu strategy that carries out a NOMS recommendation (its role in strategies.toml)."""
+    """The menu strategy that carries out a NOMS recommendation (its role in strategies.toml).
+
+    Parameters
+    ----------
+    assessment : NomsAssessment
+        The recommendation (:func:`planner.clinical.scores.noms`).
+
+    Returns
+    -------
+    str
+        The menu key of the role that matches: re-irradiation, separation or decompression
+        then RT, short-course or multi-fraction cEBRT, stabilisation or augmentation then
+        SBRT, else SBRT alone.
+    """
     if assessment.reirradiation:
         return strategy_key("reirradiation")
     if assessment.surgery in ("separation", "decompression"):
@@ -76,7 +90,7 @@ def _contributions(results, weights) -> dict:
     for key in BENEFITS + HARMS + ("time", "hospital"):
         weight = weights.get(key, 0.0)
         direction = 1 if key in BENEFITS else -1
-        scale = 100.0 if key in BENEFITS + HARMS else 30.0
+        scale = 100.0 if key in BENEFITS + HARMS else read_table("scorecard")["units"]["days_per_month"]
         shares[key] = [direction * weight * v / scale for v in _filled(results, key, direction)]
     return shares
 
@@ -128,16 +142,43 @@ class Scorecard:
     disclaimer: str = DISCLAIMER
 
     def result(self, key: str) -> StrategyResult:
+        """The evaluated strategy with this key.
+
+        Parameters
+        ----------
+        key : str
+            A strategy key of this scorecard (KeyError naming the keys otherwise).
+
+        Returns
+        -------
+        StrategyResult
+            Its dosimetry, estimates, time and flags.
+        """
         for r in self.results:
             if r.strategy.key == key:
                 return r
         raise KeyError(f"no strategy {key!r} in this scorecard; have {', '.join(r.strategy.key for r in self.results)}")
 
     def ranked(self) -> list[StrategyResult]:
+        """The evaluated strategies in rank order (highest score first).
+
+        Returns
+        -------
+        list of StrategyResult
+            One per strategy, ranked.
+        """
         return [self.result(key) for key in self.ranking]
 
     def rows(self) -> list[dict]:
-        """Flat rows (one per strategy, in rank order) for tables, CSV and plots."""
+        """Flat rows (one per strategy, in rank order) for tables, CSV and plots.
+
+        Returns
+        -------
+        list of dict
+            Per strategy: rank, key, strategy label, kind, score, pareto, noms, the value of each
+            :data:`COLUMNS` key (None when unknown), the dosimetry figures (Gy, or the PTV
+            coverage fraction), constraints ('pass', 'fail' or '-') and flags.
+        """
         rows = []
         for rank, r in enumerate(self.ranked(), 1):
             row = {"rank": rank, "key": r.strategy.key, "strategy": r.strategy.label, "kind": r.strategy.kind,
@@ -154,7 +195,13 @@ class Scorecard:
         return rows
 
     def best_per_column(self) -> dict:
-        """{column: the best known value} (highest benefit, lowest harm or time)."""
+        """{column: the best known value} (highest benefit, lowest harm or time).
+
+        Returns
+        -------
+        dict
+            For each :data:`COLUMNS` key with at least one known value, the best value.
+        """
         best = {}
         for key, _ in COLUMNS:
             values = [row[key] for row in self.rows() if row[key] is not None]
@@ -163,7 +210,20 @@ class Scorecard:
         return best
 
     def table(self, *, colour: bool = False) -> str:
-        """A readable table (ANSI colours: pass green, fail red, best per column bold)."""
+        """A readable table (ANSI colours: pass green, fail red, best per column bold).
+
+        Parameters
+        ----------
+        colour : bool, default False
+            Add ANSI colour and bold codes (for a terminal).
+
+        Returns
+        -------
+        str
+            A heading with the measured scores, one line per strategy in rank order (``*``
+            Pareto-optimal, ``N`` the NOMS recommendation), the legend and weights, the NOMS
+            comment and the disclaimer.
+        """
         def paint(text, code):
             return f"\033[{code}m{text}\033[0m" if colour else text
 
@@ -195,6 +255,15 @@ class Scorecard:
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
+        """The scorecard as plain data (for JSON).
+
+        Returns
+        -------
+        dict
+            Case, measured ESCC grade, SINS, NOMS (summary, strategy and parts), Tokuhashi,
+            Tomita, weights, ranking, Pareto set, comment, every strategy (ranked, with its
+            score) and the disclaimer.
+        """
         return {"case": self.case_id, "title": self.title, "weeks_delay": self.weeks_delay,
                 "escc_grade_measured": self.escc_grade, "sins": self.sins_total,
                 "noms": {"summary": self.noms.summary, "strategy": self.noms_key,
@@ -210,9 +279,24 @@ class Scorecard:
                 "disclaimer": self.disclaimer}
 
     def to_json(self) -> str:
+        """The scorecard as JSON (:meth:`as_dict`).
+
+        Returns
+        -------
+        str
+            Indented JSON; non-serialisable values written as text. A NaN raises ValueError
+            (``allow_nan=False``).
+        """
         return json.dumps(self.as_dict(), indent=2, allow_nan=False, default=str)
 
     def to_csv(self) -> str:
+        """The ranked rows (:meth:`rows`) as CSV, with the disclaimer as a last comment line.
+
+        Returns
+        -------
+        str
+            A header line, one line per strategy and ``# <disclaimer>``.
+        """
         buffer = io.StringIO()
         rows = self.rows()
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
@@ -257,20 +341,36 @@ def compare_strategies(case: Case | str, *, strategies: list[Strategy] | None = 
                        progress=None) -> Scorecard:
     """Evaluate and rank a menu of strategies on a case.
 
+    The scene is measured once on :data:`MEASURING_GRID_MM` (ESCC grade, SINS, NOMS, revised
+    Tokuhashi and Tomita) and planned on ``grid_mm``; after a delay both are grown first and
+    the neurology follows the grown lesion.
+
     Parameters
     ----------
     case : str or Case
         Teaching case id, path or Case.
     strategies : list of Strategy, optional
-        The menu; default :func:`planner.strategies.standard_strategies`.
+        The menu, keys unique (ValueError otherwise); default
+        :func:`planner.clinical.strategies.standard_strategies`.
     weights : dict, optional
-        Ranking weights overriding :data:`DEFAULT_WEIGHTS` (keys from it, values 0..100).
-    weeks_delay : float
-        Weeks of untreated growth before treatment (0..520).
-    grid_mm, engine
-        Planning grid and dose engine ('pencil' by default: a scorecard plans many strategies).
+        Ranking weights overriding :data:`DEFAULT_WEIGHTS` (keys from it, values 0..100, at
+        least one above 0; ValueError otherwise).
+    weeks_delay : float, default 0.0
+        Weeks of untreated growth before treatment, 0..520 (ValueError otherwise); a
+        histology without a doubling time cannot be delayed.
+    grid_mm : tuple of float, default (2.5, 2.5, 2.5)
+        Voxel spacing (z, y, x) in mm of the planning scene.
+    engine : str, default "pencil"
+        Dose engine, 'pencil' or 'superposition' ('pencil' by default: a scorecard plans
+        many strategies).
     progress : callable, optional
         ``progress(message, done, total)`` after each step.
+
+    Returns
+    -------
+    Scorecard
+        The strategies ranked by weighted score, the Pareto set, the NOMS recommendation
+        and a comment when the two disagree.
 
     Examples
     --------

@@ -36,6 +36,14 @@ __all__ = ["SinsScore", "sins", "score_tables", "NomsPart", "NomsAssessment", "n
 
 @dataclass(frozen=True)
 class SinsScore:
+    """The Spinal Instability Neoplastic Score of a scene's index level, with its parts.
+
+    ``components`` maps each item (location, pain, bone_lesion, alignment, collapse,
+    posterolateral) to ``(category, points)``; ``category`` is 'stable',
+    'potentially_unstable' or 'unstable'; ``measured`` holds the geometric measurements
+    behind the components (body height and its loss, body involvement, pedicles and
+    posterior elements involved); ``source`` the table's source key.
+    """
     total: int
     components: dict  # name -> (category, points)
     category: str
@@ -43,6 +51,13 @@ class SinsScore:
     source: str
 
     def explain(self) -> str:
+        """The score in one line: total, category and each item's category and points.
+
+        Returns
+        -------
+        str
+            ``'SINS <total> (<category>): <item> <category> <points> + ...'``.
+        """
         parts = " + ".join(f"{name.replace('_', ' ')} {category} {points}" for name, (category, points) in self.components.items())
         return f"SINS {self.total} ({self.category}): {parts}"
 
@@ -65,6 +80,21 @@ def _body_height_mm(scene: Scene) -> float:
 def sins(scene: Scene) -> SinsScore:
     """SINS of the scene's index level.
 
+    Location comes from the level, lesion quality from the lesion's kind, collapse and body
+    involvement are measured on the vertebral-body and tumour masks, posterolateral
+    involvement on the pedicles and lamina; pain and alignment are the scene's clinical
+    inputs (default 'none' and 'normal').
+
+    Parameters
+    ----------
+    scene : Scene
+        A phantom scene with a level and a lesion (ValueError otherwise).
+
+    Returns
+    -------
+    SinsScore
+        Total 0-18 with its category, components and measurements.
+
     Examples
     --------
     >>> from scenes.cases import build_scene
@@ -84,11 +114,12 @@ def sins(scene: Scene) -> SinsScore:
     height = _body_height_mm(scene)
     loss = max(0.0, 1 - height / expected)
     involved = _fraction(scene, "lesion_bone", f"vertebral_body_{level}")
-    if loss > 0.5:
+    cut_off = table["collapse_cut_off"]
+    if loss > cut_off:
         collapse = "over_50"
     elif loss > tolerance["collapse_tolerance"]:
         collapse = "under_50"
-    elif involved > 0.5:
+    elif involved > cut_off:
         collapse = "none_over_50_involved"
     else:
         collapse = "none"
@@ -172,6 +203,14 @@ class NomsAssessment:
         return (self.neurologic_part, self.oncologic_part, self.mechanical_part, self.systemic_part)
 
     def explain(self) -> str:
+        """The recommendation and the four NOMS reasons, one per line, with the disclaimer.
+
+        Returns
+        -------
+        str
+            A heading line (case, summary, source), one line per part (decision and reason) and
+            :data:`planner.common.safety.DISCLAIMER`.
+        """
         lines = [f"NOMS for {self.case_id}: {self.summary} [{self.source}]"]
         lines += [f"  {part.name[0].upper()} ({part.name}): {part.decision}. {part.reason}" for part in self.parts]
         lines.append(DISCLAIMER)
@@ -346,10 +385,11 @@ def noms(scene: Scene, case, *, escc: EsccMeasurement | None = None, sins_score:
       (breast, prostate) grouped with radiosensitive (laufer2013_noms, unverified); prior
       radiotherapy (in-field failure) -> re-irradiation SBRT (teaching scenario 9).
     * Mechanical: SINS >= 13 -> stabilisation; 7-12 -> stabilisation with gross instability
-      (subluxation, de novo deformity or > 50% collapse: a teaching assumption), else cement augmentation for mechanical pain in a diseased body
-      unless the cord is compressed (ESCC 2-3, teaching assumption), else none; < 7 -> none
-      (fisher2010_sins, laufer2013_noms). Separation surgery includes
-      stabilisation (laufer2013_jns); an unfit patient gets neither.
+      (subluxation, de novo deformity or > 50% collapse: a teaching assumption), else cement
+      augmentation for mechanical pain in a diseased body unless the cord is compressed
+      (ESCC 2-3, teaching assumption), else none; < 7 -> none (fisher2010_sins,
+      laufer2013_noms). Separation surgery includes stabilisation (laufer2013_jns); an unfit
+      patient gets neither.
     * Systemic: fit for surgery when revised Tokuhashi >= 9 (tokuhashi2005) and ECOG <= 2
       (teaching assumption); unfit -> no surgery, short-course cEBRT (laufer2013_noms).
 
@@ -366,8 +406,19 @@ def noms(scene: Scene, case, *, escc: EsccMeasurement | None = None, sins_score:
     case : scenes.cases.Case
         The patient (histology, neurology, Frankel grade and deficit duration, ECOG/KPS,
         metastases, prior radiotherapy); the scene's clinical record takes precedence.
-    escc, sins_score, prognosis : optional
-        Measurements already made on this scene (they are computed when not given).
+    escc : scenes.escc.EsccMeasurement, optional
+        The ESCC grade already measured on this scene (default: measured now).
+    sins_score : SinsScore, optional
+        The SINS already measured on this scene (default: :func:`sins`).
+    prognosis : PrognosisScore, optional
+        The revised Tokuhashi score of the case on this scene (default: :func:`tokuhashi`).
+
+    Returns
+    -------
+    NomsAssessment
+        The four parts with their findings, decisions and reasons, the machine-readable
+        decision (radiotherapy, surgery, mechanical, systemic therapy, re-irradiation, short
+        course), the measurements used and a one-line summary.
 
     Examples
     --------

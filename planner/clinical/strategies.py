@@ -14,12 +14,15 @@ import math
 from dataclasses import dataclass, field, replace
 
 from scenes import surgery
-from scenes.cases import Case, load_case
+from scenes.cases import AMBULATORY_FRANKEL, Case, load_case
 from scenes.scene import Scene
 
+from planner.radiotherapy.constraints import protocols
 from planner.radiotherapy.plan import PlanResult, Regimen, plan_case
+from planner.radiotherapy.radiobiology import lq_extrapolation_warning
 
 from .data import read_table
+from .prognosis import score_tables
 from .outcomes import (Estimate, ambulation, course_days, fracture_risk, hospital_days, local_control,
                        myelopathy_risk, outcome_tables, pain_response, surgical_risk, untreated_status)
 
@@ -34,10 +37,9 @@ PROCEDURES = {
     "vertebral_augmentation": (surgery.vertebral_augmentation, None, False, False),
     "corpectomy_with_cage": (surgery.corpectomy_with_cage, "material", True, True),
 }
-#: Radiotherapy technique -> (beam arrangement, constraint protocol).
-TECHNIQUES = {"sbrt": ("sbrt_fan", "hytec"), "cebrt": ("ap_pa", "quantec")}
-#: Below the conus the cauda equina is the organ at risk: TG-101 limits it for 1, 3, 5 fractions.
-CAUDA_PROTOCOL, CAUDA_PROTOCOL_FRACTIONS = "tg101", (1, 3, 5)
+#: Radiotherapy technique -> (beam arrangement, constraint protocol) (strategies.toml [techniques]).
+TECHNIQUES = {name: (entry["arrangement"], entry["protocol"]["value"])
+              for name, entry in read_table("strategies")["techniques"].items()}
 
 
 def _below_conus(case: Case) -> bool:
@@ -49,7 +51,13 @@ def _below_conus(case: Case) -> bool:
 
 @dataclass(frozen=True)
 class Procedure:
-    """One surgical procedure with its option (gap for separation surgery, implant material)."""
+    """One surgical procedure with its option (gap for separation surgery, implant material).
+
+    ``name`` is a key of :data:`PROCEDURES` and ``option`` the value its scenes.surgery
+    function takes (``gap_mm`` for separation surgery, ``material`` for instrumentation and
+    corpectomy), or None for the function's default; a procedure without an option must not
+    be given one. Anything else raises ValueError.
+    """
 
     name: str
     option: float | str | None = None
@@ -62,6 +70,18 @@ class Procedure:
             raise ValueError(f"procedure {self.name} takes no option, got {self.option!r}")
 
     def apply(self, scene: Scene) -> Scene:
+        """Operate on a scene (the procedure's :mod:`scenes.surgery` function).
+
+        Parameters
+        ----------
+        scene : Scene
+            The scene before the procedure.
+
+        Returns
+        -------
+        Scene
+            A new, operated scene (its history names the procedure).
+        """
         function, option, _, _ = PROCEDURES[self.name]
         if option is None or self.option is None:
             return function(scene)
@@ -92,6 +112,10 @@ class Strategy:
     ``systemic_therapy`` is a description only: no cited source in the project gives figures
     for its effect, so it changes no estimate, and it never replaces the decompression of a
     compressed cord.
+
+    ``key`` is letters, digits and underscores; ``procedures`` are :class:`Procedure`
+    objects; ``regimen`` and ``technique`` (a key of :data:`TECHNIQUES`) are given both or
+    neither, and SBRT takes 1-5 fractions. Anything else raises ValueError.
     """
 
     key: str
@@ -132,7 +156,18 @@ class Strategy:
 
 
 def radiosensitivity_of(case: Case) -> str:
-    """The histology's response class to conventional RT (scenes/data/histology.toml)."""
+    """The histology's response class to conventional RT (scenes/data/histology.toml).
+
+    Parameters
+    ----------
+    case : Case
+        The case (its ``histology``).
+
+    Returns
+    -------
+    str
+        'radiosensitive', 'moderately_sensitive' or 'radioresistant'.
+    """
     from scenes._data import load_data
 
     return str(load_data("histology")["histology"][case.histology]["radiosensitivity"]["value"])
@@ -140,12 +175,29 @@ def radiosensitivity_of(case: Case) -> str:
 
 def strategy_menu() -> dict:
     """The strategy menu as data (``planner/clinical/data/strategies.toml``): its entries,
-    the roles entries play in NOMS's answers and the timeline, and the separation options."""
+    the roles entries play in NOMS's answers and the timeline, and the separation options.
+
+    Returns
+    -------
+    dict
+        The parsed table (``menu``, ``roles``, ``techniques``, ``separation``, ...); cached,
+        treat as read-only.
+    """
     return read_table("strategies")
 
 
 def strategy_key(role: str) -> str:
     """The menu key that plays ``role`` (e.g. ``"sbrt_alone"``) in NOMS's answers and the timeline.
+
+    Parameters
+    ----------
+    role : str
+        A role of strategies.toml [roles] (ValueError naming them otherwise).
+
+    Returns
+    -------
+    str
+        The menu key of that role.
 
     Examples
     --------
@@ -171,8 +223,6 @@ def _offered(condition: str, *, case: Case, sins_total: int | None, mechanical_p
     if condition == "always":
         return True
     if condition == "sins_surgical_consult":
-        from .prognosis import score_tables
-
         return sins_total is not None and sins_total >= int(score_tables()["sins"]["surgical_consult_threshold"])
     if condition == "mechanical_pain":
         return bool(mechanical_pain)
@@ -225,8 +275,26 @@ def standard_strategies(case: Case | str, *, sins_total: int | None = None, mech
 def case_after_delay(case: Case, escc_grade: str, *, status: str | None = None) -> Case:
     """The case with the neurological status of its untreated lesion at a later time.
 
-    ``status`` defaults to what the ESCC grade implies (:func:`planner.outcomes.untreated_status`,
-    a teaching assumption), never better than the case's own."""
+    ``status`` defaults to what the ESCC grade implies (:func:`planner.clinical.outcomes.untreated_status`,
+    a teaching assumption), never better than the case's own.
+
+    Parameters
+    ----------
+    case : Case
+        The case at diagnosis.
+    escc_grade : str
+        The ESCC grade at the later time: '0', '1a', '1b', '1c', '2' or '3'.
+    status : str, optional
+        The neurological status at that time ('intact', 'radiculopathy', 'myelopathy' or
+        'non_ambulatory'), e.g. carried along a timeline.
+
+    Returns
+    -------
+    Case
+        The same case when nothing changes, else a copy whose patient table has the new
+        neurology (cauda equina syndrome below the conus), Frankel grade (never better than
+        the case's), ambulatory flag and a deficit duration of at least 1 h.
+    """
     status = status or untreated_status(escc_grade, case.patient.get("neurology", "intact"))
     patient = dict(case.patient)
     if status == patient.get("neurology") or (status == "non_ambulatory" and not patient.get("ambulatory", True)):
@@ -240,7 +308,7 @@ def case_after_delay(case: Case, escc_grade: str, *, status: str | None = None) 
                  "non_ambulatory": "cauda_equina_syndrome" if cauda else "myelopathy"}[status]
     if patient.get("frankel", "E") < frankel:  # never better than the case's own grade (A worst)
         frankel = patient["frankel"]
-    patient.update(neurology=neurology, frankel=frankel, ambulatory=frankel in ("D", "E"),
+    patient.update(neurology=neurology, frankel=frankel, ambulatory=frankel in AMBULATORY_FRANKEL,
                    deficit_duration_hours=max(float(patient.get("deficit_duration_hours", 0.0)), 1.0))
     return replace(case, patient=patient)
 
@@ -263,9 +331,31 @@ class StrategyResult:
         return _failing(self.constraints)
 
     def value(self, name: str) -> float | None:
+        """The value of one outcome estimate.
+
+        Parameters
+        ----------
+        name : str
+            An estimate name ('local_control', 'myelopathy', 'fracture', 'pain', 'walking',
+            'complications', 'wound', 'hospital').
+
+        Returns
+        -------
+        float or None
+            The estimate's value (in its unit), None when there is no figure or no such estimate.
+        """
         return self.estimates[name].value if name in self.estimates else None
 
     def as_dict(self) -> dict:
+        """The result as plain data (for JSON).
+
+        Returns
+        -------
+        dict
+            Key, label, kind, procedures, regimen (dose_gy, fractions, technique, or None),
+            systemic therapy, dosimetry, constraints, every estimate as a dict, days to the end
+            of treatment and flags.
+        """
         return {"key": self.strategy.key, "label": self.strategy.label, "kind": self.strategy.kind,
                 "procedures": [p.label for p in self.strategy.procedures],
                 "regimen": None if self.strategy.regimen is None else
@@ -313,6 +403,30 @@ def evaluate_strategy(case: Case | str, strategy: Strategy, *, scene: Scene, esc
     prognosis (``{"band": "< 6 months", "short": True, "source": ...}``, short meaning an
     expected survival under 6 months) used to flag strategies whose recovery is out of
     keeping with it.
+
+    Parameters
+    ----------
+    case : Case or str
+        The case, or a teaching-case id or case-file path.
+    strategy : Strategy
+        The strategy to carry out.
+    scene : Scene
+        The case's pre-treatment scene (operated on, then planned).
+    escc_grade : str
+        ESCC grade measured on the pre-treatment scene: '0', '1a', '1b', '1c', '2' or '3'.
+    survival : dict, optional
+        The prognosis: ``band`` (text), ``short`` (expected survival under 6 months) and
+        ``source``; without it no survival flag is raised.
+    engine : str, default "pencil"
+        Dose engine of the plan, 'pencil' or 'superposition'.
+    progress : callable, optional
+        ``progress(message)`` for the planning steps.
+
+    Returns
+    -------
+    StrategyResult
+        Dosimetry (Gy), constraint results, outcome estimates, days to the end of treatment
+        (None without treatment) and flags; the plan itself when there is radiotherapy.
     """
     case = load_case(case) if isinstance(case, str) else case
     patient = case.patient
@@ -330,9 +444,11 @@ def evaluate_strategy(case: Case | str, strategy: Strategy, *, scene: Scene, esc
     if strategy.regimen is not None:
         arrangement, protocol = TECHNIQUES[strategy.technique]
         cauda = _below_conus(case)
-        if cauda and strategy.technique == "sbrt":
-            if strategy.regimen.fractions in CAUDA_PROTOCOL_FRACTIONS:
-                protocol = CAUDA_PROTOCOL
+        below_conus = read_table("strategies")["techniques"][strategy.technique].get("protocol_below_conus")
+        if cauda and below_conus:
+            # Below the conus the cauda equina is the organ at risk, for the fractions its table lists.
+            if strategy.regimen.fractions in protocols()[below_conus["value"]]["fractions"]:
+                protocol = below_conus["value"]
             else:
                 flags.append(f"below the conus: no cauda-equina limits for {strategy.regimen.fractions} fractions in the "
                              "reference; the HyTEC thecal-sac Pmax stands in for them")
@@ -362,8 +478,9 @@ def evaluate_strategy(case: Case | str, strategy: Strategy, *, scene: Scene, esc
             flags.append("a cord or organ constraint fails: " + ", ".join(failing))
         if dosimetry["ptv_coverage"] is not None and dosimetry["ptv_coverage"] < 1.0:
             flags.append(f"cord-limited: PTV coverage {100 * dosimetry['ptv_coverage']:.0f}% of the prescription")
-        if stereotactic and fractions == 1 and strategy.regimen.dose_gy >= 16:
-            flags.append("single fraction >= 16 Gy: the LQ model is extrapolated (reference radiobiology.formulas)")
+        warning = lq_extrapolation_warning(strategy.regimen.dose_gy, fractions) if stereotactic else None
+        if warning:
+            flags.append(warning)
     else:
         none = Estimate(None, "%", "no radiotherapy")
         estimates["local_control"] = Estimate(0.0, "%", "no local treatment of the tumour: no control assumed") \
@@ -372,7 +489,9 @@ def evaluate_strategy(case: Case | str, strategy: Strategy, *, scene: Scene, esc
         estimates["fracture"] = none
         estimates["pain"] = pain_response(stereotactic=None)
     ambulatory = bool(patient.get("ambulatory", True))
-    paraplegic = patient.get("deficit_duration_hours", 0.0) if patient.get("frankel") in ("A", "B") else 0.0
+    neurologic = score_tables()["noms"]["neurologic"]
+    complete = neurologic["established_deficit_frankel"]["value"]
+    paraplegic = patient.get("deficit_duration_hours", 0.0) if patient.get("frankel") in complete else 0.0
     conventional_fractions = strategy.regimen.fractions if strategy.technique == "cebrt" else None
     estimates["walking"] = ambulation(escc_grade=escc_grade, ambulatory=ambulatory, decompressed=strategy.decompressed,
                                       treated=bool(strategy.procedures) or strategy.regimen is not None,
@@ -391,6 +510,6 @@ def evaluate_strategy(case: Case | str, strategy: Strategy, *, scene: Scene, esc
                      "wound wait take a large share of the time left")
     if strategy.open_surgery and paraplegic > outcome_tables()["ambulation"]["paraplegia_window"]["hours"]:
         flags.append(f"paraplegic for {paraplegic:g} h: outside Patchell's population, decompression has no proven benefit")
-    if strategy.systemic_therapy and escc_grade in ("2", "3") and not strategy.decompressed and strategy.regimen is None:
+    if strategy.systemic_therapy and escc_grade in neurologic["high_grade"] and not strategy.decompressed and strategy.regimen is None:
         flags.append("systemic therapy does not decompress a compressed cord")
     return StrategyResult(strategy, dosimetry, constraints, estimates, days, tuple(flags), plan)

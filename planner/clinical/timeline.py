@@ -34,6 +34,15 @@ TIMELINE_ROLES = ("sbrt_alone", "separation_then_sbrt", "conventional_multi")
 
 @dataclass(frozen=True)
 class TimelinePoint:
+    """The case re-evaluated after ``weeks`` of untreated growth.
+
+    ``volume_factor`` is the lesion's growth since week 0; ``escc_grade`` the worst grade
+    measured so far and ``neurological_status`` the status it implies; ``recommendation``
+    and ``recommended_key`` NOMS's answer; ``sbrt_alone_ok`` whether the SBRT-alone window
+    is open (with the reason); ``best_key``/``best_label`` the planned strategy with the best
+    walking (then local control) estimate and ``ambulatory_probability`` its walking figure
+    (%); ``local_control_pct`` and ``walking_pct`` map each planned strategy to its figure.
+    """
     weeks: float
     volume_factor: float
     escc_grade: str
@@ -52,11 +61,25 @@ class TimelinePoint:
     achievable_prescription_gy: float | None
 
     def as_dict(self) -> dict:
+        """The point as plain data (for JSON).
+
+        Returns
+        -------
+        dict
+            A copy of the point's fields.
+        """
         return dict(self.__dict__)
 
 
 @dataclass(frozen=True)
 class Timeline:
+    """The points of a delay timeline and what they show.
+
+    ``sbrt_window_closes_week`` is the first week at which SBRT alone is no longer right
+    (None: still open at the last point); ``walking_lost_week`` the first week the patient
+    no longer walks (None: never within the timeline); ``assumption`` the teaching
+    assumption on the untreated course.
+    """
     case_id: str
     points: tuple
     sbrt_window_closes_week: float | None
@@ -65,13 +88,29 @@ class Timeline:
     disclaimer: str = DISCLAIMER
 
     def rows(self) -> list[dict]:
-        """Rows for :func:`planner.dose_figures.plot_timeline` and tables."""
+        """Rows for the timeline chart (``plot_timeline`` in planner.pictures) and tables.
+
+        Returns
+        -------
+        list of dict
+            Per point: weeks, escc_grade, sins, recommendation, sbrt_alone_ok,
+            ambulatory_probability (a fraction 0..1, or None), status and best (label).
+        """
         return [{"weeks": p.weeks, "escc_grade": p.escc_grade, "sins": p.sins, "recommendation": p.recommendation,
                  "sbrt_alone_ok": p.sbrt_alone_ok,
                  "ambulatory_probability": None if p.ambulatory_probability is None else p.ambulatory_probability / 100.0,
                  "status": p.neurological_status, "best": p.best_label} for p in self.points]
 
     def table(self) -> str:
+        """A readable table of the timeline.
+
+        Returns
+        -------
+        str
+            A heading, one line per point (weeks, volume factor, ESCC grade, status, SINS, SBRT
+            alone yes/no, best walking figure, recommendation), the :meth:`summary`, the
+            assumption and the disclaimer.
+        """
         lines = [f"Delay timeline for {self.case_id}",
                  f"{'weeks':>5} {'vol x':>5} {'ESCC':4} {'status':15} {'SINS':>4} {'SBRT alone':10} "
                  f"{'walk (best)':>11} recommendation"]
@@ -85,7 +124,13 @@ class Timeline:
         return "\n".join(lines)
 
     def summary(self) -> str:
-        """When the SBRT-alone window closes and when walking is lost, in one line."""
+        """When the SBRT-alone window closes and when walking is lost, in one line.
+
+        Returns
+        -------
+        str
+            E.g. ``'SBRT-alone window: closes by week 8. Walking: not lost within the timeline.'``.
+        """
         closes = ("still open at the last point" if self.sbrt_window_closes_week is None
                   else f"closes by week {self.sbrt_window_closes_week:g}")
         lost = ("not lost within the timeline" if self.walking_lost_week is None
@@ -93,9 +138,24 @@ class Timeline:
         return f"SBRT-alone window: {closes}. Walking: {lost}."
 
     def to_json(self) -> str:
+        """The timeline as JSON (:meth:`as_dict`).
+
+        Returns
+        -------
+        str
+            Indented JSON.
+        """
         return json.dumps(self.as_dict(), indent=2)
 
     def as_dict(self) -> dict:
+        """The timeline as plain data (for JSON).
+
+        Returns
+        -------
+        dict
+            Case, every point (:meth:`TimelinePoint.as_dict`), the week the SBRT-alone window
+            closes, the week walking is lost, the assumption and the disclaimer.
+        """
         return {"case": self.case_id, "points": [p.as_dict() for p in self.points],
                 "sbrt_window_closes_week": self.sbrt_window_closes_week, "walking_lost_week": self.walking_lost_week,
                 "assumption": self.assumption, "disclaimer": self.disclaimer}
@@ -108,6 +168,30 @@ def timeline(case: Case | str, *, weeks=(0, 2, 4, 8, 12), grid_mm=(2.5, 2.5, 2.5
     ``strategy_keys``: the menu strategies planned at each point (default: those of
     :data:`TIMELINE_ROLES`; SBRT alone is always among them: it decides whether the
     SBRT-alone window is open).
+
+    Parameters
+    ----------
+    case : Case or str
+        The case, or a teaching-case id or case-file path; a delay needs a histology with a
+        doubling time.
+    weeks : sequence of float, default (0, 2, 4, 8, 12)
+        Delays (weeks), distinct, increasing, in 0..520 (ValueError otherwise).
+    grid_mm : tuple of float, default (2.5, 2.5, 2.5)
+        Voxel spacing (z, y, x) in mm of the planning scene (the ESCC grade and SINS are
+        measured on :data:`~planner.clinical.scorecard.MEASURING_GRID_MM`).
+    engine : str, default "pencil"
+        Dose engine of the plans, 'pencil' or 'superposition'.
+    strategy_keys : sequence of str, optional
+        Keys of the case's standard menu to plan at each point (ValueError naming the
+        allowed keys otherwise).
+    progress : callable, optional
+        ``progress(message, done, total)`` after each step.
+
+    Returns
+    -------
+    Timeline
+        One :class:`TimelinePoint` per delay, the week the SBRT-alone window closes and the
+        week walking is lost.
     """
     if strategy_keys is None:
         strategy_keys = tuple(strategy_key(role) for role in TIMELINE_ROLES)

@@ -14,6 +14,19 @@ def write_atomically(path: str | os.PathLike, write) -> Path:
 
     The file gets ordinary permissions (mkstemp makes files private); on any failure the
     temporary file is removed and the target is left untouched.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write; its folder must exist (FileNotFoundError otherwise).
+    write : callable
+        ``write(temporary_path)`` writes the whole content to the temporary file (a str
+        path with the target's suffix, in the same folder).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``, now holding the new content.
     """
     path = Path(path)
     if not path.parent.exists():
@@ -34,5 +47,18 @@ def write_atomically(path: str | os.PathLike, write) -> Path:
 
 
 def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` through :func:`write_atomically`."""
+    """Write ``text`` (UTF-8) to ``path`` through :func:`write_atomically`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write; its folder must exist.
+    text : str
+        The content.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     return write_atomically(path, lambda temporary: Path(temporary).write_text(text, encoding="utf-8"))

@@ -12,12 +12,34 @@ __all__ = ["ProgressBar", "is_terminal"]
 
 
 def is_terminal(out) -> bool:
-    """Whether ``out`` is an interactive terminal (colours, a redrawn bar)."""
+    """Whether ``out`` is an interactive terminal (colours, a redrawn bar).
+
+    Parameters
+    ----------
+    out : object
+        A stream; one without ``isatty`` counts as not a terminal.
+
+    Returns
+    -------
+    bool
+        ``out.isatty()``.
+    """
     return bool(getattr(out, "isatty", lambda: False)())
 
 
 class ProgressBar:
-    """``bar(message, done, total)`` draws ``[#####.....] done/total  12.3 s  message``."""
+    """``bar(message, done, total)`` draws ``[#####.....] done/total  12.3 s  message``.
+
+    On a terminal the line is redrawn in place (ending with a newline when ``done`` reaches
+    ``total``); elsewhere each call prints one line. The time is counted from creation.
+
+    Parameters
+    ----------
+    out : file-like
+        The stream written to (e.g. ``sys.stderr``).
+    width : int, default 24
+        Characters of the bar between the brackets.
+    """
 
     def __init__(self, out, *, width: int = 24):
         self.out = out

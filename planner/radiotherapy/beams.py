@@ -26,7 +26,21 @@ ARRANGEMENTS = ("sbrt_fan", "arc", "pa", "ap_pa")
 
 
 def beam_frame(gantry_deg: float):
-    """(axis, u, v) unit vectors (z, y, x) of a coplanar beam at this gantry angle."""
+    """The (axis, u, v) unit vectors (z, y, x) of a coplanar beam at this gantry angle.
+
+    Parameters
+    ----------
+    gantry_deg : float
+        IEC 61217 gantry angle (deg): 0 anterior, 90 the patient's left, 180 posterior; any
+        real value (the angle is used through its sine and cosine).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(axis, u, v)``, each of shape (3,) in (z, y, x) order: ``axis`` from the source
+        towards the isocentre, ``u`` across the beam in the axial plane (beam's-eye-view
+        'x'), ``v`` towards the patient's head (beam's-eye-view 'y').
+    """
     g = np.radians(gantry_deg)
     axis = np.array([0.0, np.cos(g), -np.sin(g)])
     u = np.array([0.0, np.sin(g), np.cos(g)])
@@ -58,7 +72,17 @@ class Beam:
         return int(self.beamlet_uv_mm.shape[0])
 
     def beamlet_grid(self):
-        """(index grid (rows=v, cols=u) of beamlet numbers, -1 where none; origin (v, u) of pixel 0)."""
+        """The beam's beamlets as an index grid on the isocentre plane.
+
+        Returns
+        -------
+        grid : numpy.ndarray
+            int32 array (rows = v, columns = u) holding each pixel's beamlet number, -1 where
+            the beam has no beamlet.
+        origin : tuple of float
+            Centre (v, u) in mm on the isocentre plane of pixel (0, 0); the pitch is
+            ``beamlet_mm``.
+        """
         pitch = self.beamlet_mm
         u_index = np.rint(self.beamlet_uv_mm[:, 0] / pitch - 0.5).astype(int)
         v_index = np.rint(self.beamlet_uv_mm[:, 1] / pitch - 0.5).astype(int)
@@ -69,7 +93,23 @@ class Beam:
         return grid, origin
 
     def fluence_map(self, weights):
-        """Beamlet weights as a fluence map on the isocentre plane (pixels = beamlets)."""
+        """Beamlet weights as a fluence map on the isocentre plane (pixels = beamlets).
+
+        Parameters
+        ----------
+        weights : array_like of float
+            One weight per beamlet of this beam, shape ``(n_beamlets,)`` (unit beamlet weight,
+            see :mod:`planner.radiotherapy.influence`); another shape raises ValueError.
+
+        Returns
+        -------
+        fluence : numpy.ndarray
+            2-D map (rows = v, columns = u) of the weights, 0 where the beam has no beamlet.
+        origin : tuple of float
+            Centre (v, u) in mm of pixel (0, 0) on the isocentre plane.
+        spacing : tuple of float
+            Pixel size (v, u) in mm, both ``beamlet_mm``.
+        """
         weights = np.asarray(weights, float)
         if weights.shape != (self.n_beamlets,):
             raise ValueError(f"weights must have shape ({self.n_beamlets},), got {weights.shape}")
@@ -87,10 +127,30 @@ class BeamSet:
         return sum(b.n_beamlets for b in self.beams)
 
     def offsets(self) -> np.ndarray:
-        """First column of each beam in the stacked influence matrix (length n_beams + 1)."""
+        """First column of each beam in the stacked influence matrix.
+
+        Returns
+        -------
+        numpy.ndarray
+            Integer array of length ``n_beams + 1``: beam ``i`` owns columns
+            ``offsets[i]:offsets[i + 1]``; the last entry is :attr:`n_beamlets`.
+        """
         return np.concatenate([[0], np.cumsum([b.n_beamlets for b in self.beams])])
 
     def split(self, weights):
+        """Split the stacked beamlet weights of the whole set into one array per beam.
+
+        Parameters
+        ----------
+        weights : array_like of float
+            Weights of every beamlet of the set, shape ``(n_beamlets,)``, in the column order of
+            the influence matrix; another shape raises ValueError.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            One view per beam, in the order of :attr:`beams` (see :meth:`offsets`).
+        """
         weights = np.asarray(weights, float)
         if weights.shape != (self.n_beamlets,):
             raise ValueError(f"weights must have shape ({self.n_beamlets},), got {weights.shape}")
@@ -99,7 +159,21 @@ class BeamSet:
 
 
 def posterior_fan_angles(n_beams: int = 9, *, spread_deg: float = 160.0) -> list[float]:
-    """Equally spaced coplanar gantry angles centred on 180 deg (posterior) over ``spread_deg``."""
+    """Equally spaced coplanar gantry angles centred on 180 deg (posterior) over ``spread_deg``.
+
+    Parameters
+    ----------
+    n_beams : int, default 9
+        Number of beams, 1..36 (ValueError otherwise); one beam is the posterior field.
+    spread_deg : float, default 160.0
+        Angle (deg) from the first to the last beam.
+
+    Returns
+    -------
+    list of float
+        Gantry angles (deg) in [0, 360), from ``180 - spread_deg / 2`` upwards, rounded to
+        6 decimals.
+    """
     if not 1 <= n_beams <= 36:
         raise ValueError(f"n_beams must be 1..36, got {n_beams}")
     if n_beams == 1:
@@ -108,12 +182,39 @@ def posterior_fan_angles(n_beams: int = 9, *, spread_deg: float = 160.0) -> list
 
 
 def make_beams(target_points_mm: np.ndarray, *, gantry_deg, isocentre_mm=None, beamlet_mm: float = 5.0,
-               margin_mm: float = 5.0, source_axis_distance_mm: float = 1000.0) -> BeamSet:
+               margin_mm: float = 5.0, source_axis_distance_mm: float | None = None) -> BeamSet:
     """Beams at the given gantry angles with beamlets covering the target's projection.
 
-    ``target_points_mm`` (n, 3) are points of the target (e.g. voxel centres); the
-    isocentre defaults to their centroid.
+    Each beam keeps the beamlets within ``margin_mm`` plus half a beamlet (Chebyshev distance
+    on the isocentre plane) of some projected target point.
+
+    Parameters
+    ----------
+    target_points_mm : numpy.ndarray
+        Points of the target (e.g. voxel centres), a non-empty (n, 3) array of (z, y, x) mm;
+        anything else raises ValueError.
+    gantry_deg : float or array_like of float
+        One or more IEC 61217 gantry angles (deg), e.g. from :func:`arrangement_angles`.
+    isocentre_mm : array_like of float, optional
+        Isocentre (z, y, x) in mm; defaults to the centroid of ``target_points_mm``.
+    beamlet_mm : float, default 5.0
+        Beamlet size on the isocentre plane (mm): 2.5, 5 or 10 (the sizes with a beamlet
+        kernel); another value raises ValueError.
+    margin_mm : float, default 5.0
+        Margin (mm) around the target's projection, 0..30 (ValueError otherwise).
+    source_axis_distance_mm : float, optional
+        Source-axis distance (mm); defaults to the commissioned beam model's
+        (``kernels/data/beam_6mv.toml``).
+
+    Returns
+    -------
+    BeamSet
+        One :class:`Beam` per gantry angle, in the given order.
     """
+    if source_axis_distance_mm is None:
+        from kernels.beam_model import load_beam_model
+
+        source_axis_distance_mm = load_beam_model().source_axis_distance_mm
     points = np.asarray(target_points_mm, float)
     if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0:
         raise ValueError("target_points_mm must be a non-empty (n, 3) array of (z, y, x) mm")
@@ -153,6 +254,26 @@ def arrangement_angles(name: str, *, n_beams: int = 9, arc_step_deg: float = 10.
     * ``arc``: a VMAT-like arc approximated by static control points every ``arc_step_deg``
       (5-10 deg) from ``arc_start_deg`` to ``arc_stop_deg`` through 180 deg;
     * ``pa``: one posterior field; ``ap_pa``: opposed anterior and posterior fields.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`ARRANGEMENTS` ('sbrt_fan', 'arc', 'pa', 'ap_pa'); another name raises
+        ValueError.
+    n_beams : int, default 9
+        Beams of an 'sbrt_fan', 7..13 (ValueError otherwise); ignored by the others.
+    arc_step_deg : float, default 10.0
+        Control-point spacing (deg) of an 'arc', 5..10 (ValueError otherwise).
+    arc_start_deg : float, default 100.0
+        First control point (deg) of an 'arc'.
+    arc_stop_deg : float, default 260.0
+        Last control point (deg) of an 'arc', reached going up from ``arc_start_deg``
+        (through 360 if it is smaller); a zero span is a full circle.
+
+    Returns
+    -------
+    list of float
+        Gantry angles (deg) in [0, 360).
 
     Examples
     --------

@@ -17,17 +17,24 @@ import numpy as np
 from scenes.scene import Scene
 
 from .metrics import metric, structure_dose
-from .protocols import protocol_tables
+from .protocols import protocol_tables, read_table
 from .radiobiology import dose_per_fraction_for_eqd2, reirradiation_budget
 
 __all__ = ["Constraint", "ConstraintResult", "protocols", "constraints_for", "check_constraints", "constraint_status",
            "format_table", "results_json", "partial_cord"]
 
-WITHIN = 0.05  # 'within 5%' band below a limit
+#: The 'within 5%' band below a limit (sbrt_cord.toml [metrics]).
+WITHIN = float(read_table("sbrt_cord")["metrics"]["near_limit_fraction"]["value"])
 
 
 @dataclass(frozen=True)
 class Constraint:
+    """One dose limit of a protocol: ``metric`` of ``structure`` at most ``limit_gy`` (Gy).
+
+    ``metric`` is a name :func:`planner.radiotherapy.metrics.metric` reads, or
+    ``'D10%_partial'`` (D10% of the partial cord, :func:`partial_cord`); ``protocol`` and
+    ``source`` name where the limit comes from, ``note`` any qualification.
+    """
     structure: str
     metric: str
     limit_gy: float
@@ -38,6 +45,11 @@ class Constraint:
 
 @dataclass(frozen=True)
 class ConstraintResult:
+    """One constraint measured on a plan: value, limit and margin (``limit - value``) in Gy.
+
+    ``status`` is 'pass', 'within 5%', 'fail' (see :func:`constraint_status`) or
+    'not applicable' (the scene has no such structure; value and margin are NaN).
+    """
     structure: str
     metric: str
     value_gy: float
@@ -49,14 +61,41 @@ class ConstraintResult:
 
 
 def protocols() -> dict:
-    """All protocols by name (every ``[protocols]`` table in planner/radiotherapy/protocols)."""
+    """All protocols by name (every ``[protocols]`` table in planner/radiotherapy/protocols).
+
+    Returns
+    -------
+    dict
+        {protocol name: its table} with the keys ``title``, ``source``, ``fractions`` (the
+        fraction numbers it has limits for), ``rows`` (one dict per limit) and, where rows
+        are EQD2 limits, ``eqd2_alpha_beta_gy``. Cached: treat as read-only.
+    """
     return protocol_tables()
 
 
 def constraints_for(name: str, fractions: int, *, prior_course: dict | None = None) -> list[Constraint]:
-    """Limits of protocol ``name`` for ``fractions``; with ``prior_course`` (dose_gy,
-    fractions, months_ago) the cord and thecal-sac point maxima are replaced by the
-    re-irradiation budget (Sahgal 2012) when it is lower."""
+    """Limits of protocol ``name`` for a number of fractions, optionally for re-irradiation.
+
+    With ``prior_course`` the cord and thecal-sac point maxima of the re-irradiation budget
+    (Sahgal 2012, :func:`~planner.radiotherapy.radiobiology.reirradiation_budget`) are added
+    as 'reirradiation' constraints; the checker then reports both, so the lower one binds.
+
+    Parameters
+    ----------
+    name : str
+        A protocol of :func:`protocols` (e.g. 'hytec'); an unknown name raises ValueError.
+    fractions : int
+        Number of fractions; must be one the protocol has limits for (ValueError otherwise).
+        Rows given as an EQD2 limit are converted to a total dose in this many fractions.
+    prior_course : dict, optional
+        A previous course to the same site: ``{"dose_gy": total Gy, "fractions": int,
+        "months_ago": months}``.
+
+    Returns
+    -------
+    list of Constraint
+        The protocol's rows in table order, then the re-irradiation limits if any.
+    """
     table = protocols()
     if name not in table:
         raise ValueError(f"unknown protocol {name!r}; known: {', '.join(sorted(table))}")
@@ -81,9 +120,27 @@ def constraints_for(name: str, fractions: int, *, prior_course: dict | None = No
     return out
 
 
-def partial_cord(scene: Scene, target: str = "gtv", margin_mm: float = 6.0) -> np.ndarray:
-    """Occupancy of the 'partial cord': the cord from ``margin_mm`` above to below the target
-    (TG-101 / RTOG 0631: 5-6 mm)."""
+def partial_cord(scene: Scene, target: str = "gtv", margin_mm: float | None = None) -> np.ndarray:
+    """Occupancy of the 'partial cord': the cord from ``margin_mm`` above to below the target.
+
+    Parameters
+    ----------
+    scene : Scene
+        A scene with a ``spinal_cord`` structure and the ``target``.
+    target : str, default "gtv"
+        Structure whose axial extent (z) defines the partial cord.
+    margin_mm : float, optional
+        Extension (mm) above and below the target; default sbrt_cord.toml [metrics]
+        partial_cord_margin_mm (TG-101 / RTOG 0631: 5-6 mm).
+
+    Returns
+    -------
+    numpy.ndarray
+        The cord's occupancy (0..1, the scene's grid) within that z-range, zero elsewhere;
+        the whole cord when the target is empty.
+    """
+    if margin_mm is None:
+        margin_mm = float(read_table("sbrt_cord")["metrics"]["partial_cord_margin_mm"]["value"])
     cord = scene.structure("spinal_cord").full()
     occupied = np.nonzero(scene.structure(target).full().sum(axis=(1, 2)) > 0)[0]
     if occupied.size == 0:
@@ -95,12 +152,46 @@ def partial_cord(scene: Scene, target: str = "gtv", margin_mm: float = 6.0) -> n
 
 
 def constraint_status(value_gy: float, limit_gy: float) -> str:
-    """'pass' (below the limit by more than :data:`WITHIN`), 'within 5%' or 'fail'."""
+    """The status of a measured value against its limit.
+
+    Parameters
+    ----------
+    value_gy : float
+        Measured value (Gy).
+    limit_gy : float
+        The constraint's limit (Gy).
+
+    Returns
+    -------
+    str
+        'pass' (below the limit by more than :data:`WITHIN`, a fraction of the limit),
+        'within 5%' (at most the limit) or 'fail' (above it, or a NaN value).
+    """
     return "pass" if value_gy <= (1 - WITHIN) * limit_gy else ("within 5%" if value_gy <= limit_gy else "fail")
 
 
 def check_constraints(dose_gy: np.ndarray, scene: Scene, constraints: list[Constraint], *, target: str = "gtv") -> list[ConstraintResult]:
-    """Measure every constraint on the dose (Gy, the scene's grid)."""
+    """Measure every constraint on the dose.
+
+    A structure the scene does not have is reported as 'not applicable', never silently
+    skipped.
+
+    Parameters
+    ----------
+    dose_gy : numpy.ndarray
+        Dose (Gy) on the scene's grid; another shape raises ValueError.
+    scene : Scene
+        The planned scene (its structures are the occupancies measured).
+    constraints : list of Constraint
+        The limits, e.g. from :func:`constraints_for`.
+    target : str, default "gtv"
+        Target that defines the partial cord of 'D10%_partial' rows (:func:`partial_cord`).
+
+    Returns
+    -------
+    list of ConstraintResult
+        One per constraint, in the same order.
+    """
     dose_gy = np.asarray(dose_gy, float)
     if dose_gy.shape != scene.grid.shape:
         raise ValueError(f"dose shape {dose_gy.shape} does not match the scene grid {scene.grid.shape}")
@@ -124,7 +215,19 @@ def check_constraints(dose_gy: np.ndarray, scene: Scene, constraints: list[Const
 
 
 def format_table(results: list[ConstraintResult]) -> str:
-    """A readable table for the terminal."""
+    """A readable table of constraint results for the terminal.
+
+    Parameters
+    ----------
+    results : list of ConstraintResult
+        Results of :func:`check_constraints`.
+
+    Returns
+    -------
+    str
+        A header line, then one line per result (structure, metric, value, limit and margin
+        in Gy, status, protocol/source), joined by newlines.
+    """
     lines = [f"{'structure':14s} {'metric':13s} {'value Gy':>9s} {'limit Gy':>9s} {'margin':>8s}  {'status':15s} source"]
     for r in results:
         lines.append(f"{r.structure:14s} {r.metric:13s} {r.value_gy:9.2f} {r.limit_gy:9.2f} {r.margin_gy:8.2f}  "
@@ -133,6 +236,18 @@ def format_table(results: list[ConstraintResult]) -> str:
 
 
 def results_json(results: list[ConstraintResult]) -> str:
-    """JSON for machines (NaN written as null)."""
+    """Constraint results as JSON for machines (NaN written as null).
+
+    Parameters
+    ----------
+    results : list of ConstraintResult
+        Results of :func:`check_constraints`.
+
+    Returns
+    -------
+    str
+        An indented JSON array with one object per result (the fields of
+        :class:`ConstraintResult`).
+    """
     rows = [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in asdict(r).items()} for r in results]
     return json.dumps(rows, indent=2)

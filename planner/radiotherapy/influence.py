@@ -38,6 +38,13 @@ class InfluenceTooLarge(MemoryError):
 
 @dataclass(frozen=True, eq=False)
 class Influence:
+    """A beamlet influence matrix and where its rows and columns lie.
+
+    ``matrix`` is a voxels x beamlets CSR matrix (float32, Gy per unit beamlet weight) whose
+    rows are the flat grid indices ``voxel_indices`` (the dose region of interest) and whose
+    columns are the beamlets of ``beams`` in :meth:`BeamSet.offsets` order; ``memory_bytes``
+    its counted size, ``cutoff`` the relative cut-off it was built with.
+    """
     matrix: sparse.csr_matrix = field(repr=False)  # voxels (ROI rows) x beamlets
     voxel_indices: np.ndarray = field(repr=False)  # flat grid index of each row
     beams: BeamSet = field(repr=False)
@@ -46,7 +53,19 @@ class Influence:
     cutoff: float = 0.0
 
     def dose_volume(self, weights) -> np.ndarray:
-        """Dose on the full grid (Gy) for beamlet weights (zero outside the ROI)."""
+        """Dose on the full grid for beamlet weights (zero outside the region of interest).
+
+        Parameters
+        ----------
+        weights : array_like of float
+            One weight per column of :attr:`matrix` (unit beamlet weight, >= 0).
+
+        Returns
+        -------
+        numpy.ndarray
+            Dose (Gy) of shape :attr:`grid_shape`, the pencil-beam engine's dose on the rows and 0
+            on every other voxel.
+        """
         from kernels.sparse_dose_cpu import dose_from_weights
 
         out = np.zeros(int(np.prod(self.grid_shape)))
@@ -55,7 +74,16 @@ class Influence:
 
 
 def fluence_per_unit_weight() -> float:
-    """Photons/cm^2 at the isocentre plane per unit beamlet weight (the calibration)."""
+    """Photons/cm^2 at the isocentre plane per unit beamlet weight (the calibration).
+
+    Raises RuntimeError when the beam model is not calibrated (run
+    ``python -m kernels.commission``).
+
+    Returns
+    -------
+    float
+        The commissioned ``fluence_per_cm2_for_1gy`` of ``kernels/data/beam_6mv.toml``.
+    """
     calibration = load_beam_model().calibration
     if "fluence_per_cm2_for_1gy" not in calibration:
         raise RuntimeError("the beam model is not calibrated: run `python -m kernels.commission`")
@@ -63,7 +91,23 @@ def fluence_per_unit_weight() -> float:
 
 
 def dose_region(scene: Scene, target: str, *, margin_mm: float = 30.0) -> np.ndarray:
-    """Flat indices of voxels inside the body within ``margin_mm`` of the target's bounding box."""
+    """Flat indices of voxels inside the body within ``margin_mm`` of the target's bounding box.
+
+    Parameters
+    ----------
+    scene : Scene
+        The scene; its ``body_outline`` structure (if present, else density > 0.1 g/cc)
+        limits the region to the patient.
+    target : str
+        Name of a non-empty structure of the scene (an empty one raises ValueError).
+    margin_mm : float, default 30.0
+        Margin (mm) added on every side of the target's bounding box.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 flat indices into the scene's grid, increasing.
+    """
     mask = scene.structure(target)
     if mask.is_empty:
         raise ValueError(f"target structure {target!r} is empty")
@@ -95,17 +139,60 @@ def _beam_geometry(scene: Scene, beam, voxels: np.ndarray):
 
 
 def influence_memory_bytes(nnz: int, n_rows: int) -> int:
-    """CSR memory: float32 values + int32 column indices + int64 row pointers."""
+    """CSR memory: float32 values + int32 column indices + int64 row pointers.
+
+    Parameters
+    ----------
+    nnz : int
+        Number of stored entries.
+    n_rows : int
+        Number of rows (voxels) the row pointers cover.
+
+    Returns
+    -------
+    int
+        Bytes: ``8 * nnz + 8 * (n_rows + 1)``.
+    """
     return int(nnz) * 8 + (int(n_rows) + 1) * 8
 
 
 def build_influence(scene: Scene, beams: BeamSet, *, target: str = "gtv", roi: np.ndarray | None = None,
                     margin_mm: float = 30.0, cutoff: float = 1e-3, memory_budget_gb: float = 1.0,
-                    backend: str = "cpu", report=print) -> Influence:
+                    backend: str = "cpu", report=None) -> Influence:
     """Beamlet influence matrix of ``beams`` on ``scene`` (pencil-beam engine).
 
-    ``report`` receives a one-line memory estimate before the matrix is allocated; a matrix
-    above ``memory_budget_gb`` raises :class:`InfluenceTooLarge` naming the sizes.
+    ``report``, when given, receives a one-line memory estimate before the matrix is
+    allocated (silent by default: a library does not print; the command line passes its
+    progress printer). A matrix above ``memory_budget_gb`` raises :class:`InfluenceTooLarge`
+    naming the sizes.
+
+    Parameters
+    ----------
+    scene : Scene
+        The scene the dose is computed on (electron density, grid).
+    beams : BeamSet
+        The beams; all share the first beam's beamlet size (2.5, 5 or 10 mm).
+    target : str, default "gtv"
+        Structure whose surroundings form the rows when ``roi`` is not given
+        (:func:`dose_region`).
+    roi : numpy.ndarray, optional
+        Flat grid indices of the rows to compute (overrides ``target`` and ``margin_mm``).
+    margin_mm : float, default 30.0
+        Margin (mm) of the default region around the target's bounding box.
+    cutoff : float, default 1e-3
+        Entries below this fraction of the beamlet kernel's maximum are dropped; in (0, 0.5)
+        (ValueError otherwise).
+    memory_budget_gb : float, default 1.0
+        Largest matrix allowed (GiB), > 0 (ValueError otherwise).
+    backend : str, default "cpu"
+        'cpu' or 'auto' (both run on the CPU); 'cuda' raises RuntimeError (not written yet).
+    report : callable, optional
+        ``report(line)`` receives the memory estimate.
+
+    Returns
+    -------
+    Influence
+        The matrix (Gy per unit beamlet weight) with its rows, beams and counted memory.
     """
     resolve_backend(backend)
     if not 0 < cutoff < 0.5:
@@ -131,8 +218,9 @@ def build_influence(scene: Scene, beams: BeamSet, *, target: str = "gtv", roi: n
         per_beam.append((args, counts))
         nnz += int(counts.sum())
     need = influence_memory_bytes(nnz, len(voxels) * len(beams.beams))
-    report(f"influence matrix: {len(voxels)} voxels x {beams.n_beamlets} beamlets, {nnz} entries, "
-           f"{need / 2**20:.1f} MiB (budget {memory_budget_gb:g} GiB)")
+    if report is not None:
+        report(f"influence matrix: {len(voxels)} voxels x {beams.n_beamlets} beamlets, {nnz} entries, "
+               f"{need / 2**20:.1f} MiB (budget {memory_budget_gb:g} GiB)")
     if need > memory_budget_gb * 2**30:
         raise InfluenceTooLarge(f"influence matrix would need {need / 2**30:.2f} GiB, over the budget of "
                                 f"{memory_budget_gb:g} GiB: raise memory_budget_gb, coarsen the grid or beamlets, "
@@ -152,7 +240,27 @@ def build_influence(scene: Scene, beams: BeamSet, *, target: str = "gtv", roi: n
 
 
 def final_dose(scene: Scene, beams: BeamSet, weights, *, backend: str = "cpu", n_azimuth: int | None = None) -> np.ndarray:
-    """Dose (Gy) on the scene's grid by collapsed-cone superposition of the weighted beamlets."""
+    """Dose on the scene's grid by collapsed-cone superposition of the weighted beamlets.
+
+    Parameters
+    ----------
+    scene : Scene
+        The scene the dose is computed on (mass and electron density, grid).
+    beams : BeamSet
+        The beams the weights belong to.
+    weights : array_like of float
+        One weight per beamlet of the set (unit beamlet weight), finite and >= 0 (ValueError
+        otherwise); a beam whose weights are all zero is skipped.
+    backend : str, default "cpu"
+        'cpu' or 'auto' (both run on the CPU); 'cuda' raises RuntimeError (not written yet).
+    n_azimuth : int, optional
+        Azimuthal cone directions per zenith bin, >= 3; default the beam model's.
+
+    Returns
+    -------
+    numpy.ndarray
+        Dose (Gy) of the scene's grid shape.
+    """
     resolve_backend(backend)
     model = load_beam_model()
     fluence_unit = fluence_per_unit_weight()

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .protocols import read_table
+
 __all__ = ["StructureDose", "structure_dose", "dose_at_volume", "volume_at_dose", "dvh", "metric", "paddick_conformity",
            "gradient_index", "homogeneity_index", "POINT_MAX_CC"]
 
-#: TG-101 'point' maximum volume (project reference, conventions.volume_metrics.point_max_volume).
-POINT_MAX_CC = 0.035
+#: TG-101 'point' maximum volume (sbrt_cord.toml [metrics], with its source).
+POINT_MAX_CC = float(read_table("sbrt_cord")["metrics"]["point_max_volume_cc"]["value"])
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,7 +35,24 @@ class StructureDose:
 
 
 def structure_dose(dose_gy: np.ndarray, occupancy: np.ndarray, voxel_cc: float) -> StructureDose:
-    """Collect a structure's voxel doses (full-grid arrays of dose and occupancy)."""
+    """Collect a structure's voxel doses, hottest first.
+
+    Parameters
+    ----------
+    dose_gy : numpy.ndarray
+        Dose (Gy) on the grid.
+    occupancy : numpy.ndarray
+        The structure's fractional occupancy (0..1) on the same grid; another shape raises
+        ValueError. Voxels with occupancy 0 are left out.
+    voxel_cc : float
+        Volume of one voxel (cc).
+
+    Returns
+    -------
+    StructureDose
+        Doses (Gy) and occupied volumes (cc, occupancy x ``voxel_cc``) of the occupied voxels,
+        sorted by decreasing dose (stable).
+    """
     dose_gy = np.asarray(dose_gy, float)
     occupancy = np.asarray(occupancy, float)
     if dose_gy.shape != occupancy.shape:
@@ -46,7 +65,22 @@ def structure_dose(dose_gy: np.ndarray, occupancy: np.ndarray, voxel_cc: float) 
 
 
 def dose_at_volume(sd: StructureDose, volume_cc: float) -> float:
-    """Minimum dose to the hottest ``volume_cc`` (D_Vcc). Volumes beyond the structure give its minimum."""
+    """Minimum dose to the hottest ``volume_cc`` (D_Vcc).
+
+    Parameters
+    ----------
+    sd : StructureDose
+        The structure's doses and volumes.
+    volume_cc : float
+        Volume (cc); <= 0 gives the hottest voxel's dose, a volume beyond the structure its
+        minimum.
+
+    Returns
+    -------
+    float
+        Dose (Gy) of the voxel in which the cumulative volume reaches ``volume_cc``; NaN for
+        an empty structure.
+    """
     if sd.dose_gy.size == 0:
         return float("nan")
     if volume_cc <= 0:
@@ -57,12 +91,41 @@ def dose_at_volume(sd: StructureDose, volume_cc: float) -> float:
 
 
 def volume_at_dose(sd: StructureDose, dose_gy: float) -> float:
-    """Volume (cc) receiving at least ``dose_gy`` (V_xGy)."""
+    """Volume receiving at least ``dose_gy`` (V_xGy).
+
+    Parameters
+    ----------
+    sd : StructureDose
+        The structure's doses and volumes.
+    dose_gy : float
+        Dose threshold (Gy).
+
+    Returns
+    -------
+    float
+        Volume (cc) of the voxels at or above the threshold.
+    """
     return float(sd.volume_cc[sd.dose_gy >= dose_gy].sum())
 
 
 def dvh(sd: StructureDose, bins_gy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cumulative (fraction of volume >= each bin) and differential (cc per bin) DVH."""
+    """Cumulative and differential dose-volume histograms.
+
+    Parameters
+    ----------
+    sd : StructureDose
+        The structure's doses and volumes.
+    bins_gy : array_like of float
+        Dose bin edges (Gy), increasing.
+
+    Returns
+    -------
+    cumulative : numpy.ndarray
+        Fraction (0..1) of the structure's volume at or above each edge (zeros for an empty
+        structure); same length as ``bins_gy``.
+    differential : numpy.ndarray
+        Volume (cc) per bin, one fewer than ``bins_gy``.
+    """
     bins_gy = np.asarray(bins_gy, float)
     total = sd.total_cc
     cumulative = np.array([sd.volume_cc[sd.dose_gy >= b].sum() for b in bins_gy]) / total if total else np.zeros(len(bins_gy))
@@ -75,6 +138,20 @@ _PATTERN = re.compile(r"^(Dmax|Dmin|Dmean|D(?P<cc>[0-9.]+)cc|D(?P<pct>[0-9.]+)%|
 
 def metric(sd: StructureDose, name: str) -> float:
     """A named metric: Dmax (= D0.035cc), Dmin, Dmean, D<v>cc, D<x>%, V<x>Gy (cc).
+
+    Parameters
+    ----------
+    sd : StructureDose
+        The structure's doses and volumes.
+    name : str
+        'Dmax' (the dose to the :data:`POINT_MAX_CC` 'point' volume), 'Dmin', 'Dmean',
+        'D<v>cc' (e.g. 'D0.35cc'), 'D<x>%' (of the structure's volume, e.g. 'D90%') or
+        'V<x>Gy' (e.g. 'V20Gy'); any other name raises ValueError.
+
+    Returns
+    -------
+    float
+        Dose in Gy (volume in cc for 'V<x>Gy'); NaN for an empty structure.
 
     Examples
     --------
@@ -101,18 +178,58 @@ def metric(sd: StructureDose, name: str) -> float:
 
 
 def paddick_conformity(target: StructureDose, body: StructureDose, prescription_gy: float) -> float:
-    """Paddick CI = (TV_PIV)^2 / (TV x PIV): 1 is perfect."""
+    """Paddick CI = (TV_PIV)^2 / (TV x PIV): 1 is perfect.
+
+    Parameters
+    ----------
+    target : StructureDose
+        The target (TV: its volume; TV_PIV: its volume inside the prescription isodose).
+    body : StructureDose
+        The body, whose volume at or above the prescription is PIV.
+    prescription_gy : float
+        Prescription dose (Gy).
+
+    Returns
+    -------
+    float
+        The conformity index in [0, 1]; 0 when no voxel reaches the prescription.
+    """
     tv_piv = volume_at_dose(target, prescription_gy)
     piv = volume_at_dose(body, prescription_gy)
     return tv_piv**2 / (target.total_cc * piv) if piv > 0 else 0.0
 
 
 def gradient_index(body: StructureDose, prescription_gy: float) -> float:
-    """Paddick gradient index V(50% Rx) / V(100% Rx)."""
+    """Paddick gradient index V(50% Rx) / V(100% Rx).
+
+    Parameters
+    ----------
+    body : StructureDose
+        The body's doses and volumes.
+    prescription_gy : float
+        Prescription dose (Gy).
+
+    Returns
+    -------
+    float
+        Ratio of the volumes at or above half and all of the prescription (>= 1, lower is a
+        steeper fall-off); inf when no voxel reaches the prescription.
+    """
     v100 = volume_at_dose(body, prescription_gy)
     return volume_at_dose(body, 0.5 * prescription_gy) / v100 if v100 > 0 else float("inf")
 
 
 def homogeneity_index(target: StructureDose) -> float:
-    """ICRU 83 homogeneity index (D2% - D98%) / D50%."""
+    """ICRU 83 homogeneity index (D2% - D98%) / D50%.
+
+    Parameters
+    ----------
+    target : StructureDose
+        The target's doses and volumes.
+
+    Returns
+    -------
+    float
+        The index (0 for a perfectly uniform dose; NaN for an empty target).
+    """
     return (metric(target, "D2%") - metric(target, "D98%")) / metric(target, "D50%")

@@ -25,6 +25,7 @@ __all__ = ["OptimisationResult", "optimise", "reoptimise"]
 
 @dataclass(frozen=True, eq=False)
 class OptimisationResult:
+    """The optimised beamlet weights, the final objective, iterations, and SciPy's verdict."""
     weights: np.ndarray
     objective: float
     iterations: int
@@ -34,7 +35,33 @@ class OptimisationResult:
 
 def optimise(matrix, terms, *, initial_weights=None, max_iterations: int = 500, ftol: float = 1e-5,
              gtol: float = 1e-6) -> OptimisationResult:
-    """Minimise the terms over weights >= 0. ``initial_weights`` warm-starts (e.g. the previous plan)."""
+    """Minimise the terms over beamlet weights >= 0 (L-BFGS-B).
+
+    Parameters
+    ----------
+    matrix : scipy.sparse.csr_matrix
+        Influence matrix (rows x beamlets, Gy per unit beamlet weight), e.g.
+        :attr:`Influence.matrix <planner.radiotherapy.influence.Influence.matrix>`.
+    terms : list of Term
+        Objective terms on the rows (:mod:`planner.radiotherapy.objectives`), at least one
+        (ValueError otherwise).
+    initial_weights : array_like of float, optional
+        Warm start (e.g. the previous plan), one finite value >= 0 per column (ValueError
+        otherwise); default all ones.
+    max_iterations : int, default 500
+        Iteration limit, 1..100000 (ValueError otherwise). From 50 on, a transposed copy of
+        the matrix is built to speed up the gradients.
+    ftol : float, default 1e-5
+        Stop when the relative decrease of the objective falls below this.
+    gtol : float, default 1e-6
+        Stop when the projected gradient falls below this.
+
+    Returns
+    -------
+    OptimisationResult
+        Weights, objective value (Gy^2 x priority), iterations, whether SciPy reports
+        convergence, and its message.
+    """
     if not terms:
         raise ValueError("optimise needs at least one objective term")
     n = matrix.shape[1]
@@ -67,10 +94,30 @@ def optimise(matrix, terms, *, initial_weights=None, max_iterations: int = 500, 
 
 
 def reoptimise(matrix, terms, previous_weights, *, scale: float = 1.0, max_iterations: int = 6) -> OptimisationResult:
-    """Quick interactive update after a slider change: warm start from ``previous_weights``
-    (times ``scale``, e.g. the prescription ratio) and at most ``max_iterations`` L-BFGS-B
-    iterations. On the reference spine case this ends within ~1% (median) and 4.2% (worst) of
-    the converged objective in under 0.1 s; a full :func:`optimise` can follow in the background.
+    """Quick interactive update after a slider change.
+
+    Warm start from ``previous_weights`` (times ``scale``, e.g. the prescription ratio) and at
+    most ``max_iterations`` L-BFGS-B iterations. On the reference spine case this ends within
+    ~1% (median) and 4.2% (worst) of the converged objective in under 0.1 s; a full
+    :func:`optimise` can follow in the background.
+
+    Parameters
+    ----------
+    matrix : scipy.sparse.csr_matrix
+        Influence matrix (rows x beamlets).
+    terms : list of Term
+        Objective terms at the new setting.
+    previous_weights : array_like of float
+        Weights of the previous plan, one finite value >= 0 per column.
+    scale : float, default 1.0
+        Factor applied to ``previous_weights`` first, > 0 (ValueError otherwise).
+    max_iterations : int, default 6
+        Iteration limit, 1..100000.
+
+    Returns
+    -------
+    OptimisationResult
+        The updated weights and the objective they reach.
     """
     if not scale > 0:
         raise ValueError(f"scale must be > 0, got {scale}")

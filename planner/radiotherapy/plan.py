@@ -66,20 +66,36 @@ SECTORS = {"body": "vertebral_body_{level}", "pedicle_left": "pedicle_left_{leve
            "pedicle_right": "pedicle_right_{level}", "posterior": "lamina_{level}"}
 
 
+#: The simulator's prescription range (an input bound, not a clinical figure).
+MAX_PRESCRIPTION_GY, MAX_FRACTIONS = 80.0, 40
+
+
 @dataclass(frozen=True)
 class Regimen:
+    """A prescription: total dose (Gy, in (0, 80]) in a number of fractions (1..40)."""
+
     dose_gy: float
     fractions: int
 
     def __post_init__(self):
-        if not (0 < self.dose_gy <= 80):
-            raise ValueError(f"prescription dose must be in (0, 80] Gy, got {self.dose_gy}")
-        if not (isinstance(self.fractions, int) and 1 <= self.fractions <= 40):
-            raise ValueError(f"fractions must be an integer 1..40, got {self.fractions}")
+        if not (0 < self.dose_gy <= MAX_PRESCRIPTION_GY):
+            raise ValueError(f"prescription dose must be in (0, {MAX_PRESCRIPTION_GY:g}] Gy, got {self.dose_gy}")
+        if not (isinstance(self.fractions, int) and 1 <= self.fractions <= MAX_FRACTIONS):
+            raise ValueError(f"fractions must be an integer 1..{MAX_FRACTIONS}, got {self.fractions}")
 
 
 @dataclass(frozen=True, eq=False)
 class PlanResult:
+    """A planned case: the regimen, the normalised weights and dose, metrics and checks.
+
+    ``dose_gy`` is on the planned scene's grid, normalised so that the PTV's
+    :data:`COVERAGE_METRIC` reaches the prescription unless a hard limit stops it
+    (``coverage_achieved`` is then below 1); ``metrics`` maps structure -> {metric: Gy};
+    ``constraints`` holds the :class:`~planner.radiotherapy.constraints.ConstraintResult`
+    of every limit; ``radiobiology`` the GTV D95 BED10 and the myelopathy band;
+    ``achievable_prescription_gy`` the maximum achievable prescription (GTV Dmin, see the
+    module docstring); ``notes`` what was done and found, in words.
+    """
     case_id: str
     regimen: Regimen
     protocol: str
@@ -102,6 +118,15 @@ class PlanResult:
     achievable_probes: tuple = ()
 
     def to_json(self) -> str:
+        """The plan's numbers as JSON (without the dose arrays, scene and beams).
+
+        Returns
+        -------
+        str
+            An indented JSON object: case, regimen, protocol, gap, metrics, constraints,
+            radiobiology, achievable prescription with its metric and probes, coverage, notes
+            and the teaching-and-research disclaimer; NaN and infinities are written as null.
+        """
         def clean(value):
             if isinstance(value, float) and not np.isfinite(value):
                 return None
@@ -137,6 +162,25 @@ def add_targets(scene: Scene, *, ptv_margin_mm: float = PTV_MARGIN_MM, prv_margi
     planning-risk volume of the
     structures ``prv_of`` (those whose limits are hard: the cord or cauda, or the thecal sac
     when the protocol limits it), as clinics do, so coverage yields near the cord.
+
+    Parameters
+    ----------
+    scene : Scene
+        A scene with a ``gtv`` structure (its lesion's sites name the involved sectors).
+    ptv_margin_mm : float, default PTV_MARGIN_MM
+        CTV-to-PTV margin (mm; default targets.toml [ptv] margin_mm); <= 0 means none.
+    prv_margin_mm : float, default CORD_PRV_MM
+        Margin (mm) around the ``prv_of`` structures (default targets.toml [ptv]
+        cord_prv_mm); <= 0 means the structures themselves.
+    prv_of : iterable of str, default ("spinal_cord", "cauda_equina")
+        Structures whose planning-risk volume is cut out of the PTV; names the scene lacks
+        are skipped.
+
+    Returns
+    -------
+    Scene
+        A new scene with the structures ``ctv``, ``cord_prv`` and ``ptv`` added (the PTV also
+        kept inside ``body_outline`` when the scene has one).
     """
     grid = scene.grid
     gtv = scene.structure("gtv").full()
@@ -203,8 +247,8 @@ def _term_rows(influence, scene, limits) -> dict:
             r, w = _rows(influence, scene, name)
             if r.size:
                 rows[name] = (r, w, limit)
-    # Fall-off: tissue more than 10 mm from the PTV should stay below half the prescription.
-    far = ~_dilate(scene.structure("ptv").full(), 10.0, scene.grid.spacing_mm)
+    # Fall-off: body tissue far from the PTV (objectives.toml [fall_off]).
+    far = ~_dilate(scene.structure("ptv").full(), objective_settings()["fall_off"]["distance_mm"], scene.grid.spacing_mm)
     body = scene.structure("body_outline").full() if "body_outline" in scene.structures else np.ones(scene.grid.shape)
     ring = (far & (body > 0.5)).ravel()[influence.voxel_indices]
     if ring.any():
@@ -212,33 +256,45 @@ def _term_rows(influence, scene, limits) -> dict:
     return rows
 
 
-def _make_terms(rows: dict, regimen: Regimen, *, escalation: bool = False) -> list:
-    """Objective terms at ``regimen``'s dose. Weights and dose levels are design choices, not
-    clinical numbers: the hard limits (1000, aimed at 90% of the limit) dominate, PTV and GTV
-    coverage (100) come next, hot spots (10) and the fall-off ring (5) shape the rest.
+#: The objective term kinds of objectives.toml.
+TERM_KINDS = {"underdose": Underdose, "overdose": Overdose, "dose_volume_min": DoseVolumeMin}
 
-    ``escalation``: the plan that probes the achievable prescription. The gross tumour is
-    what must be covered there; the rest of the PTV (microscopic disease in the involved
-    sectors) yields (priority 10), as coverage near the cord does in practice."""
+
+def objective_settings() -> dict:
+    """The plan's objectives as data (``planner/radiotherapy/protocols/objectives.toml``):
+    per-target terms, the hard-limit and fall-off terms and the escalation search."""
+    return read_table("objectives")
+
+
+def _make_terms(rows: dict, regimen: Regimen, *, escalation: bool = False) -> list:
+    """Objective terms at ``regimen``'s dose, as objectives.toml asks (design choices, not
+    clinical numbers: the hard limits dominate, PTV and GTV coverage come next, hot spots
+    and the fall-off ring shape the rest).
+
+    ``escalation``: the plan that probes the achievable prescription, where a term's
+    ``escalation_priority`` (if it has one) replaces its priority."""
+    settings = objective_settings()
     rx = regimen.dose_gy
-    ptv_rows, ptv_weights = rows["ptv"]
-    ptv_priority = 10.0 if escalation else 100.0
-    terms = [Underdose(ptv_rows, ptv_weights, rx, ptv_priority, "ptv min"),
-             Overdose(ptv_rows, ptv_weights, 1.3 * rx, 10.0, "ptv max"),
-             DoseVolumeMin(ptv_rows, ptv_weights, rx, 10.0, "ptv D90", volume_fraction=0.9)]
-    # The gross tumour is covered right up to the PRV boundary; inside the PRV (disease
-    # against the sac) it is pushed more gently: coverage there yields to the cord limit.
-    for name, priority in (("gtv outside prv", 100.0), ("gtv inside prv", 20.0)):
-        g_rows, g_weights = rows[name]
-        if g_rows.size:
-            terms.append(Underdose(g_rows, g_weights, rx, priority, name))
+    terms = []
+    for spec in settings["terms"]:
+        term_rows, term_weights = rows[spec["rows"]][:2]
+        if not term_rows.size:
+            continue
+        priority = spec.get("escalation_priority", spec["priority"]) if escalation else spec["priority"]
+        options = {"volume_fraction": spec["volume_fraction"]} if "volume_fraction" in spec else {}
+        terms.append(TERM_KINDS[spec["kind"]](rows=term_rows, weights=term_weights, dose_gy=spec["dose_fraction"] * rx,
+                                              priority=priority, label=spec["name"], **options))
+    hard = settings["hard_limits"]
     for name, entry in rows.items():
         if name in HARD_STRUCTURES:
             r, w, limit = entry
-            terms.append(Overdose(r, w, 0.9 * limit, 1000.0, f"{name} max"))
+            terms.append(Overdose(rows=r, weights=w, dose_gy=hard["dose_fraction_of_limit"] * limit,
+                                  priority=hard["priority"], label=f"{name} max"))
     if "fall-off" in rows:
         r, w = rows["fall-off"]
-        terms.append(Overdose(r, w, 0.5 * rx, 5.0, "fall-off"))
+        fall_off = settings["fall_off"]
+        terms.append(Overdose(rows=r, weights=w, dose_gy=fall_off["dose_fraction"] * rx, priority=fall_off["priority"],
+                              label="fall-off"))
     return terms
 
 
@@ -255,7 +311,18 @@ def _hard_limits(constraints):
 
 
 def hard_structures(constraints) -> tuple:
-    """The hard-limited structures (cord, sac, cauda) the constraints name, sorted."""
+    """The hard-limited structures (cord, sac, cauda) the constraints name, sorted.
+
+    Parameters
+    ----------
+    constraints : iterable of Constraint
+        Constraints, e.g. from :func:`~planner.radiotherapy.constraints.constraints_for`.
+
+    Returns
+    -------
+    tuple of str
+        The names among :data:`HARD_STRUCTURES` that some constraint limits, sorted.
+    """
     return tuple(sorted({c.structure for c in constraints if c.structure in HARD_STRUCTURES}))
 
 
@@ -264,7 +331,28 @@ def achievable_from(measure, constraints, present, *, structure=ACHIEVABLE_STRUC
     """Coverage dose of ``structure`` at which the first hard limit is met exactly.
 
     ``measure(name, metric)`` returns a metric of the current dose; ``present`` names the
-    structures that exist. Shared by full-grid plans and the row-only interactive session."""
+    structures that exist. Shared by full-grid plans and the row-only interactive session.
+
+    Parameters
+    ----------
+    measure : callable
+        ``measure(name, metric_name) -> float`` (Gy) on the current dose.
+    constraints : iterable of Constraint
+        The limits; only those of :data:`HARD_STRUCTURES` in ``present`` count
+        ('D10%_partial' rows excepted).
+    present : collection of str
+        The structures that exist.
+    structure : str, default ACHIEVABLE_STRUCTURE
+        The structure whose coverage is scaled (targets.toml [achievable]).
+    coverage_metric : str, default ACHIEVABLE_METRIC
+        Its coverage metric (a :func:`~planner.radiotherapy.metrics.metric` name).
+
+    Returns
+    -------
+    float
+        ``coverage x min over hard limits of (limit / value)`` in Gy; inf when no hard
+        limit applies or receives dose (NaN if the coverage is 0 too).
+    """
     cover = measure(structure, coverage_metric)
     ratio = np.inf
     for c in constraints:
@@ -277,7 +365,31 @@ def achievable_from(measure, constraints, present, *, structure=ACHIEVABLE_STRUC
 
 def achievable_prescription(dose_gy, scene, constraints, *, structure=ACHIEVABLE_STRUCTURE,
                             coverage_metric=ACHIEVABLE_METRIC) -> float:
-    """Coverage dose of ``structure`` at which the first hard (cord/cauda/sac) limit is met exactly."""
+    """Coverage dose of ``structure`` at which the first hard (cord/cauda/sac) limit is met exactly.
+
+    Dose is linear in the weights, so the dose scaled by ``min(limit / value)`` over the hard
+    limits meets the tightest one exactly; the figure is the coverage of that scaled dose.
+
+    Parameters
+    ----------
+    dose_gy : numpy.ndarray
+        Dose (Gy) on the scene's grid.
+    scene : Scene
+        The planned scene (with its targets, :func:`add_targets`).
+    constraints : iterable of Constraint
+        The plan's limits; those of :data:`HARD_STRUCTURES` the scene has count
+        ('D10%_partial' rows excepted).
+    structure : str, default ACHIEVABLE_STRUCTURE
+        The structure whose coverage is scaled (the GTV, targets.toml [achievable]).
+    coverage_metric : str, default ACHIEVABLE_METRIC
+        Its coverage metric (Dmin by targets.toml).
+
+    Returns
+    -------
+    float
+        The achievable coverage dose (Gy); inf when no hard limit applies or receives dose
+        (NaN if the coverage is 0 too).
+    """
     voxel = scene.grid.voxel_volume_cc
 
     def measure(name, metric_name):
@@ -287,18 +399,38 @@ def achievable_prescription(dose_gy, scene, constraints, *, structure=ACHIEVABLE
     return achievable_from(measure, constraints, present, structure=structure, coverage_metric=coverage_metric)
 
 
-#: Escalation search (design choices, not clinical numbers): each probe asks for 10% more than
-#: the previous plan showed achievable, warm-started, 30 L-BFGS-B iterations; at most 12 probes;
-#: nothing above the simulator's prescription range (80 Gy, :class:`Regimen`).
-ESCALATION_STEP = 1.1
-ESCALATION_ITERATIONS = 30
-ESCALATION_PROBES = 12
-PRESCRIPTION_CEILING_GY = 80.0
+#: Escalation search (objectives.toml [escalation]; design choices, not clinical numbers): each
+#: probe asks for ESCALATION_STEP x what the previous plan showed achievable, warm-started, with
+#: ESCALATION_ITERATIONS L-BFGS-B iterations, at most ESCALATION_PROBES probes; nothing above
+#: the simulator's prescription range (:class:`Regimen`).
+ESCALATION_STEP = float(read_table("objectives")["escalation"]["step"])
+ESCALATION_ITERATIONS = int(read_table("objectives")["escalation"]["iterations"])
+ESCALATION_PROBES = int(read_table("objectives")["escalation"]["probes"])
 
 
 def row_measure(matrix, weights, rows_of: dict, voxel_cc: float):
-    """``measure(name, metric)`` on the influence matrix's rows only (every target and organ
-    voxel near the PTV is a row), for ``rows_of[name] = (rows, occupancy)``."""
+    """``measure(name, metric)`` on the influence matrix's rows only.
+
+    Every target and organ voxel near the PTV is a row, so no full-grid dose is needed.
+
+    Parameters
+    ----------
+    matrix : scipy.sparse.csr_matrix
+        Influence matrix (rows x beamlets, Gy per unit beamlet weight).
+    weights : array_like of float
+        Beamlet weights, one per column.
+    rows_of : dict
+        ``{name: (rows, occupancy)}``: each structure's row indices and their occupancy.
+    voxel_cc : float
+        Volume of one voxel (cc).
+
+    Returns
+    -------
+    callable
+        ``measure(name, metric_name) -> float``: the named metric
+        (:func:`~planner.radiotherapy.metrics.metric`) of the structure's rows for the dose
+        of ``weights``.
+    """
     from kernels.sparse_dose_cpu import dose_from_weights
 
     dose = dose_from_weights(matrix, weights)
@@ -320,6 +452,34 @@ def escalate(matrix, term_rows: dict, regimen: Regimen, rows_of: dict, constrain
     stops when a plan no longer reaches what it was asked for. Every figure is achievable
     (its plan, scaled, meets the hard limits exactly with GTV Dmin at the figure); the best
     is returned as ``(figure_gy, weights, probes)`` with ``probes`` the (asked, figure) pairs.
+
+    Parameters
+    ----------
+    matrix : scipy.sparse.csr_matrix
+        Influence matrix (rows x beamlets, Gy per unit beamlet weight).
+    term_rows : dict
+        Rows and volume weights of every objective structure (as the planner builds them).
+    regimen : Regimen
+        The prescription ``weights`` were optimised for (its fractions are kept).
+    rows_of : dict
+        ``{name: (rows, occupancy)}`` of the achievable structure and the hard-limited
+        structures present.
+    constraints : iterable of Constraint
+        The plan's limits.
+    weights : numpy.ndarray
+        The plan's beamlet weights (the warm start).
+    voxel_cc : float
+        Volume of one voxel (cc).
+
+    Returns
+    -------
+    figure_gy : float
+        The best achievable prescription found (Gy).
+    weights : numpy.ndarray
+        The weights of the plan that reached it (unscaled).
+    probes : tuple of (float, float)
+        (prescription asked, figure reached) of every probe, Gy; at most
+        :data:`ESCALATION_PROBES`, none above the simulator's 80 Gy range.
     """
     present = set(rows_of)
 
@@ -328,7 +488,7 @@ def escalate(matrix, term_rows: dict, regimen: Regimen, rows_of: dict, constrain
 
     best_gy, best_weights = figure(weights), weights
     made_for, asked, probes = regimen.dose_gy, best_gy, []
-    while len(probes) < ESCALATION_PROBES and np.isfinite(asked) and 0 < asked <= PRESCRIPTION_CEILING_GY:
+    while len(probes) < ESCALATION_PROBES and np.isfinite(asked) and 0 < asked <= MAX_PRESCRIPTION_GY:
         terms = _make_terms(term_rows, Regimen(float(asked), regimen.fractions), escalation=True)
         result = optimise(matrix, terms, initial_weights=weights * (asked / made_for), max_iterations=ESCALATION_ITERATIONS)
         weights, made_for = result.weights, asked
@@ -356,6 +516,46 @@ def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float 
 
     The maximum achievable prescription comes from :func:`escalate` on the plan's matrix;
     its plan is kept as ``achievable_dose_gy`` (scaled to meet the tightest hard limit).
+
+    Parameters
+    ----------
+    case : str or Case
+        Teaching-case id, case-file path or :class:`scenes.cases.Case`; a prior course in its
+        patient table (``prior_radiotherapy``) adds the re-irradiation limits.
+    regimen : Regimen
+        Prescription: total dose (Gy, in (0, 80]) in 1..40 fractions.
+    protocol : str, default "hytec"
+        Constraint protocol (:func:`~planner.radiotherapy.constraints.protocols`); it must
+        have limits for the regimen's fractions (ValueError otherwise).
+    gap_mm : float, optional
+        Separation surgery first, leaving this gap (mm) between tumour and thecal sac; None
+        or <= 0 plans without surgery.
+    n_beams : int, default 9
+        Beams of an 'sbrt_fan' arrangement, 7..13 (ValueError otherwise).
+    arrangement : str, default "sbrt_fan"
+        Beam arrangement, one of :data:`~planner.radiotherapy.beams.ARRANGEMENTS`.
+    beamlet_mm : float, default 5.0
+        Beamlet size (mm): 2.5, 5 or 10.
+    grid_mm : tuple of float, default (2.5, 2.5, 2.5)
+        Voxel spacing (z, y, x) in mm of the scene built from the case (unused with
+        ``scene``).
+    engine : str, default "superposition"
+        Final dose engine: 'superposition' or 'pencil' (ValueError otherwise).
+    backend : str, default "cpu"
+        Kernel backend: 'cpu' or 'auto'; 'cuda' raises RuntimeError (not written yet).
+    max_iterations : int, default 500
+        L-BFGS-B iteration limit of the plan's optimisation, 1..100000.
+    progress : callable, optional
+        ``progress(message)`` receives a line at each step (silent by default).
+    scene : Scene, optional
+        The scene to plan instead of building one from the case.
+
+    Returns
+    -------
+    PlanResult
+        The normalised plan with its metrics, constraint results, radiobiology, coverage
+        achieved, maximum achievable prescription (and its plan and probes), notes, scene
+        and beams.
     """
     say = progress or (lambda message: None)
     if engine not in ("superposition", "pencil"):

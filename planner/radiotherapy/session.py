@@ -29,6 +29,10 @@ __all__ = ["Session", "SessionState"]
 
 @dataclass(frozen=True)
 class SessionState:
+    """What a slider change gives back: the regimen and gap now set, the achievable
+    prescription and PTV D90 (Gy) of the current plan (measured on the matrix rows), the
+    optimiser's iterations and a note.
+    """
     regimen: Regimen
     gap_mm: float
     achievable_prescription_gy: float
@@ -38,7 +42,24 @@ class SessionState:
 
 
 class Session:
-    """Planning state for one case; methods return a :class:`SessionState` after each change."""
+    """Planning state for one case; methods return a :class:`SessionState` after each change.
+
+    Building a session builds the scene, the targets, the beams and the influence matrix
+    and optimises once (seconds); the slider methods then re-optimise on that matrix.
+
+    Parameters
+    ----------
+    case : str or Case
+        Teaching-case id, case-file path or :class:`scenes.cases.Case`.
+    regimen : Regimen
+        The starting prescription; its fractions stay fixed for the session.
+    protocol : str, default "hytec"
+        Constraint protocol with limits for the regimen's fractions.
+    grid_mm : tuple of float, default (2.5, 2.5, 2.5)
+        Voxel spacing (z, y, x) in mm of the scene.
+    arrangement : str, default "sbrt_fan"
+        Beam arrangement (:data:`~planner.radiotherapy.beams.ARRANGEMENTS`), 5 mm beamlets.
+    """
 
     def __init__(self, case, *, regimen: Regimen, protocol: str = "hytec", grid_mm=(2.5, 2.5, 2.5),
                  arrangement: str = "sbrt_fan"):
@@ -115,9 +136,19 @@ class Session:
         return reoptimise(matrix, _make_terms(term_rows, self.regimen), self.weights, scale=scale)
 
     def maximum_prescription(self) -> tuple:
-        """(Gy, probes): the escalation search of :func:`planner.plan.plan_case` on the session's
+        """The maximum achievable prescription at the current gap, by the plan's escalation search.
+
+        The escalation search of :func:`planner.radiotherapy.plan.plan_case` on the session's
         matrix at the current gap (GTV Dmin at the tightest cord/sac limit; seconds, not a slider
-        update). The session's own state reports only the scaled current plan, a lower bound."""
+        update). The session's own state reports only the scaled current plan, a lower bound.
+
+        Returns
+        -------
+        gy : float
+            The maximum achievable prescription (Gy).
+        probes : tuple of (float, float)
+            (prescription asked, figure reached) of every probe, Gy.
+        """
         matrix, term_rows, measure_rows = self._slider()
         rows_of = {n: measure_rows[n] for n in (ACHIEVABLE_STRUCTURE,) + HARD_STRUCTURES if n in measure_rows}
         gy, _, probes = escalate(matrix, term_rows, self.regimen, rows_of, self.constraints, self.weights,
@@ -125,7 +156,19 @@ class Session:
         return gy, probes
 
     def set_prescription(self, dose_gy: float) -> SessionState:
-        """New prescription (same fractions): warm-started quick re-optimisation."""
+        """New prescription (same fractions): warm-started quick re-optimisation.
+
+        Parameters
+        ----------
+        dose_gy : float
+            New total dose (Gy), in (0, 80] (:class:`~planner.radiotherapy.plan.Regimen` raises
+            ValueError otherwise); the previous weights are scaled by the dose ratio first.
+
+        Returns
+        -------
+        SessionState
+            The state after the update.
+        """
         new = Regimen(float(dose_gy), self.regimen.fractions)
         scale = new.dose_gy / self._last_rx
         self.regimen = new
@@ -134,7 +177,19 @@ class Session:
         return self._state(result.iterations, "prescription changed; matrix kept")
 
     def set_gap(self, gap_mm: float) -> SessionState:
-        """New separation gap: targets rebuilt on the operated scene, matrix kept."""
+        """New separation gap: targets rebuilt on the operated scene, matrix kept.
+
+        Parameters
+        ----------
+        gap_mm : float
+            Gap (mm) separation surgery leaves between tumour and thecal sac, 0..10 (ValueError
+            otherwise); 0 is no surgery.
+
+        Returns
+        -------
+        SessionState
+            The state after the update.
+        """
         if not 0 <= gap_mm <= 10:
             raise ValueError(f"gap_mm must be in 0..10 mm, got {gap_mm}")
         self.gap_mm = float(gap_mm)

@@ -7,11 +7,11 @@ from planner.radiotherapy.objectives import DoseVolumeMax, DoseVolumeMin, MeanDo
 from planner.radiotherapy.optimise import optimise
 
 TERMS = [
-    lambda rows, w: Underdose(rows, w, 5.0, 2.0),
-    lambda rows, w: Overdose(rows, w, 3.0, 1.5),
-    lambda rows, w: MeanDose(rows, w, 2.0, 3.0),
-    lambda rows, w: DoseVolumeMax(rows, w, 4.0, 1.0, volume_fraction=0.3),
-    lambda rows, w: DoseVolumeMin(rows, w, 3.5, 1.0, volume_fraction=0.7),
+    lambda rows, w: Underdose(rows=rows, weights=w, dose_gy=5.0, priority=2.0),
+    lambda rows, w: Overdose(rows=rows, weights=w, dose_gy=3.0, priority=1.5),
+    lambda rows, w: MeanDose(rows=rows, weights=w, dose_gy=2.0, priority=3.0),
+    lambda rows, w: DoseVolumeMax(rows=rows, weights=w, dose_gy=4.0, priority=1.0, volume_fraction=0.3),
+    lambda rows, w: DoseVolumeMin(rows=rows, weights=w, dose_gy=3.5, priority=1.0, volume_fraction=0.7),
 ]
 
 
@@ -34,7 +34,8 @@ def test_chained_gradient_through_the_matrix(rng):
     matrix = sparse.random(80, 12, density=0.4, random_state=np.random.RandomState(rng.integers(2**31)), format="csr",
                            dtype=np.float32)
     matrix.indices = matrix.indices.astype(np.int32)
-    terms = [Underdose(np.arange(40), np.ones(40), 2.0, 1.0), Overdose(np.arange(40, 80), np.ones(40), 0.5, 3.0)]
+    terms = [Underdose(rows=np.arange(40), weights=np.ones(40), dose_gy=2.0, priority=1.0),
+             Overdose(rows=np.arange(40, 80), weights=np.ones(40), dose_gy=0.5, priority=3.0)]
 
     def f(w):
         return total(terms, matrix @ w)[0]
@@ -54,8 +55,8 @@ def test_finds_a_known_optimum(rng):
     matrix = sparse.diags(rng.uniform(0.5, 2.0, n)).tocsr().astype(np.float32)
     matrix.indices = matrix.indices.astype(np.int32)
     targets = rng.uniform(1, 5, n)
-    terms = [Underdose(np.array([i]), np.ones(1), targets[i]) for i in range(n)] + \
-            [Overdose(np.array([i]), np.ones(1), targets[i]) for i in range(n)]
+    terms = [Underdose(rows=np.array([i]), weights=np.ones(1), dose_gy=targets[i]) for i in range(n)] + \
+            [Overdose(rows=np.array([i]), weights=np.ones(1), dose_gy=targets[i]) for i in range(n)]
     result = optimise(matrix, terms, ftol=1e-12)
     assert result.converged
     assert np.allclose(matrix @ result.weights, targets, rtol=1e-3)
@@ -64,7 +65,8 @@ def test_finds_a_known_optimum(rng):
 def test_warm_start_converges_at_once(rng):
     matrix = sparse.random(50, 8, density=0.5, random_state=np.random.RandomState(3), format="csr", dtype=np.float32)
     matrix.indices = matrix.indices.astype(np.int32)
-    terms = [Underdose(np.arange(50), np.ones(50), 1.0), Overdose(np.arange(50), np.ones(50), 1.2)]
+    terms = [Underdose(rows=np.arange(50), weights=np.ones(50), dose_gy=1.0),
+             Overdose(rows=np.arange(50), weights=np.ones(50), dose_gy=1.2)]
     first = optimise(matrix, terms)
     again = optimise(matrix, terms, initial_weights=first.weights)
     assert again.iterations <= 2 and again.objective <= first.objective + 1e-12
@@ -72,9 +74,9 @@ def test_warm_start_converges_at_once(rng):
 
 def test_bad_terms_are_refused():
     with pytest.raises(ValueError, match="rows and weights"):
-        Underdose(np.arange(3), np.ones(2), 1.0)
+        Underdose(rows=np.arange(3), weights=np.ones(2), dose_gy=1.0)
     with pytest.raises(ValueError, match="volume_fraction"):
-        DoseVolumeMax(np.arange(3), np.ones(3), 1.0, volume_fraction=1.5)
+        DoseVolumeMax(rows=np.arange(3), weights=np.ones(3), dose_gy=1.0, volume_fraction=1.5)
 
 
 def test_quick_reoptimisation_improves_on_the_warm_start(rng):
@@ -82,9 +84,9 @@ def test_quick_reoptimisation_improves_on_the_warm_start(rng):
 
     matrix = sparse.random(60, 10, density=0.5, random_state=np.random.RandomState(5), format="csr", dtype=np.float32)
     matrix.indices = matrix.indices.astype(np.int32)
-    base_terms = [Underdose(np.arange(60), np.ones(60), 1.0), Overdose(np.arange(60), np.ones(60), 1.2)]
+    base_terms = [Underdose(rows=np.arange(60), weights=np.ones(60), dose_gy=1.0), Overdose(rows=np.arange(60), weights=np.ones(60), dose_gy=1.2)]
     base = optimise(matrix, base_terms)
-    new_terms = [Underdose(np.arange(60), np.ones(60), 1.3), Overdose(np.arange(60), np.ones(60), 1.5)]
+    new_terms = [Underdose(rows=np.arange(60), weights=np.ones(60), dose_gy=1.3), Overdose(rows=np.arange(60), weights=np.ones(60), dose_gy=1.5)]
     start = total(new_terms, matrix @ (base.weights * 1.3))[0]
     quick = reoptimise(matrix, new_terms, base.weights, scale=1.3)
     assert quick.iterations <= 6 and quick.objective <= start

@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 
 from planner.clinical import outcomes
+from planner.pictures.report import collect_citations
 from planner.clinical.outcomes import (ambulation, course_days, fracture_risk, isotonic_fit, local_control, myelopathy_risk,
-                              outcome_sources, outcome_tables, untreated_status)
+                              outcome_tables, untreated_status)
 from planner.radiotherapy.radiobiology import bed, eqd2
 
 
 def test_every_figure_cites_a_source_with_its_citation():
     tables = outcome_tables()
-    sources = outcome_sources()
+    sources = collect_citations()  # the project's one list of citations
     keys = [row["source"] for row in tables["local_control"]]
     keys += [s["source"] for s in tables["fracture"]["series"]] + [tables["fracture"]["conventional"]["source"]]
     keys += [tables["myelopathy"][k]["source"] for k in ("conventional", "stereotactic")]
