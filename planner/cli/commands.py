@@ -1,14 +1,22 @@
 """The ``spinesim`` command line.
 
 ``main(argv=None) -> int`` parses arguments and returns the exit status, so tests call it
-in-process. Bad input gives a one-line error naming the field and what is allowed, and
-exit status 2; nothing is written in that case.
+in-process. Bad input gives a one-line error naming the flag and what is allowed, and exit
+status 2; nothing is written in that case.
+
+Every argument is checked (:data:`_CHECKS`: ranges, the case, weights, strategy keys, output
+paths) before a handler imports numba, scipy, matplotlib, PyVista or the planner rooms: those
+imports take about a second (more with a cold JIT cache), a typo should not.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
+import tomllib
+from importlib import resources
 from pathlib import Path
 
 from planner.common.files import write_text_atomically
@@ -17,16 +25,31 @@ from planner.common.safety import DISCLAIMER
 
 __all__ = ["main"]
 
+# Limits the planner enforces inside modules too heavy to import for a check, repeated so
+# that bad input is refused in milliseconds; tests/planner/test_cli.py holds each equal to
+# its source (named beside it).
+DOSE_MAX_GY = 80.0  # planner.radiotherapy.plan.Regimen: prescription in (0, 80] Gy
+FRACTIONS_MAX = 40  # Regimen: 1..40 fractions
+GAP_MAX_MM = 10.0  # scenes.surgery.separation_surgery: gap in (0, 10] mm; 0 here = no surgery
+WEEKS_MAX = 520.0  # scenes.cases.grow, compare_strategies, timeline: 0..520 weeks
+WEIGHT_MAX = 100.0  # planner.clinical.scorecard: each weight 0..100
+WEIGHT_KEYS = ("local_control", "walking", "pain", "myelopathy", "fracture", "complications", "wound", "time",
+               "hospital")  # planner.clinical.scorecard.DEFAULT_WEIGHTS (every default above 0)
+ARRANGEMENTS = ("sbrt_fan", "arc", "pa", "ap_pa")  # planner.radiotherapy.beams.ARRANGEMENTS
+BEAMLET_MM = (2.5, 5.0, 10.0)  # planner.radiotherapy.beams.make_beams
+VIEW_PROTOCOL = "hytec"  # plan_case's default protocol, which `spinesim view --dose` plans with
+PICTURE_SUFFIXES = (".png", ".svg", ".pdf")
+
 
 def _spacing(text: str) -> tuple[float, float, float]:
     try:
         values = [float(v) for v in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--spacing-mm must be numbers like 2.5 or 2.5,1.25,1.25, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be numbers like 2.5 or 2.5,1.25,1.25, got {text!r}") from None
     if len(values) == 1:
         values = values * 3
     if len(values) != 3 or any(not 0.5 <= v <= 5.0 for v in values):
-        raise argparse.ArgumentTypeError(f"--spacing-mm must be one or three values (z,y,x) in 0.5..5 mm, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be one or three values (z,y,x) in 0.5..5 mm, got {text!r}")
     return tuple(values)
 
 
@@ -39,25 +62,30 @@ def _parser() -> argparse.ArgumentParser:
     scene.add_argument("--out", required=True, help="output image (.png, .svg or .pdf)")
     scene.add_argument("--spacing-mm", type=_spacing, default=(2.5, 1.25, 1.25),
                        help="voxel size z,y,x in mm (default 2.5,1.25,1.25)")
-    scene.add_argument("--weeks", type=float, default=0.0, help="simulate this many weeks of untreated growth first")
+    scene.add_argument("--weeks", type=float, default=0.0,
+                       help=f"simulate this many weeks of untreated growth first (0..{WEEKS_MAX:g})")
     plan = commands.add_parser("plan", help="plan a case and check the cord constraints")
     plan.add_argument("case", help="teaching case id or a case .toml file")
-    plan.add_argument("--dose", type=float, required=True, help="prescription dose in Gy (whole course)")
-    plan.add_argument("--fractions", type=int, required=True, help="number of fractions")
-    plan.add_argument("--gap-mm", type=float, default=None, help="separation surgery first, leaving this gap (mm)")
+    plan.add_argument("--dose", type=float, required=True,
+                      help=f"prescription dose in Gy (whole course, up to {DOSE_MAX_GY:g})")
+    plan.add_argument("--fractions", type=int, required=True, help=f"number of fractions (1..{FRACTIONS_MAX})")
+    plan.add_argument("--gap-mm", type=float, default=None,
+                      help=f"separation surgery first, leaving this gap (0..{GAP_MAX_MM:g} mm; 0: no surgery)")
     plan.add_argument("--protocol", default="hytec", help="constraint protocol (hytec, tg101, rtog0631, quantec)")
     plan.add_argument("--engine", choices=("superposition", "pencil"), default="superposition",
                       help="final dose engine (pencil is faster, less accurate in bone and lung)")
     plan.add_argument("--spacing-mm", type=_spacing, default=(2.5, 2.5, 2.5), help="planning grid z,y,x in mm")
-    plan.add_argument("--beams", default="sbrt_fan", help="sbrt_fan (9 beams), arc, pa or ap_pa")
-    plan.add_argument("--beamlet-mm", type=float, default=5.0, help="beamlet size at the isocentre: 5 (default) or 2.5")
+    plan.add_argument("--beams", choices=ARRANGEMENTS, default="sbrt_fan", help="sbrt_fan (9 beams), arc, pa or ap_pa")
+    plan.add_argument("--beamlet-mm", type=float, choices=BEAMLET_MM, default=5.0,
+                      help="beamlet size at the isocentre: 5 (default), 2.5 or 10")
     plan.add_argument("--json", default=None, help="also write the result as JSON to this file")
     compare = commands.add_parser("compare", help="compare the standard strategies on a case: the teaching scorecard")
     compare.add_argument("case", help="teaching case id or a case .toml file")
-    compare.add_argument("--weeks-delay", type=float, default=0.0, help="weeks of untreated growth before treatment")
+    compare.add_argument("--weeks-delay", type=float, default=0.0,
+                         help=f"weeks of untreated growth before treatment (0..{WEEKS_MAX:g})")
     compare.add_argument("--weights", default=None,
-                         help="ranking weights, e.g. walking=3,local_control=1 (keys: local_control, walking, pain, "
-                              "myelopathy, fracture, complications, wound, time, hospital)")
+                         help=f"ranking weights 0..{WEIGHT_MAX:g}, e.g. walking=3,local_control=1 "
+                              f"(keys: {', '.join(WEIGHT_KEYS)})")
     compare.add_argument("--strategies", default=None,
                          help="comma-separated strategy keys from the standard menu (default: the whole menu)")
     compare.add_argument("--spacing-mm", type=_spacing, default=(2.5, 2.5, 2.5), help="planning grid z,y,x in mm")
@@ -73,13 +101,195 @@ def _parser() -> argparse.ArgumentParser:
     add_view_parser(commands)
     line = commands.add_parser("timeline", help="delay of diagnosis: re-evaluate a case after weeks of growth")
     line.add_argument("case", help="teaching case id or a case .toml file")
-    line.add_argument("--weeks", default="0,2,4,8,12", help="comma-separated delays in weeks (default 0,2,4,8,12)")
+    line.add_argument("--weeks", default="0,2,4,8,12",
+                      help=f"comma-separated increasing delays in weeks, 0..{WEEKS_MAX:g} (default 0,2,4,8,12)")
     line.add_argument("--spacing-mm", type=_spacing, default=(2.5, 2.5, 2.5), help="planning grid z,y,x in mm")
     line.add_argument("--json", default=None, help="also write the timeline as JSON to this file")
     return parser
 
 
-def _cases(out) -> int:
+# --- the checks: standard library and TOML reads only --------------------------------------
+
+def _in_range(flag: str, value, high, unit: str = "", *, low=0, above_low: bool = False, note: str = "") -> None:
+    inside = math.isfinite(value) and (value > low if above_low else value >= low) and value <= high
+    if not inside:
+        span = f"({low:g}, {high:g}]" if above_low else f"{low:g}..{high:g}"
+        raise ValueError(f"{flag} must be in {span}{unit}{note}, got {value:g}")
+
+
+def _packaged_cases() -> list[str]:
+    # What scenes.cases.list_cases reads, without importing scenes.cases (it pulls in scipy).
+    folder = resources.files("scenes.data").joinpath("cases")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def _check_case(text: str, flag: str = "") -> None:
+    """The case exists (id) or is a readable TOML file; its fields are checked by load_case."""
+    label = f"{flag}: " if flag else ""
+    path = Path(text)
+    if not path.suffix:  # scenes.cases.load_case's rule: no suffix means a packaged id
+        known = _packaged_cases()
+        if text not in known:
+            raise ValueError(f"{label}no teaching case named {text!r}; known cases: {', '.join(known)}")
+        return
+    if not path.is_file():
+        raise ValueError(f"{label}{text}: no such case file")
+    try:
+        tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ValueError(f"{label}{text}: cannot read the case file ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{label}{text}: not a UTF-8 text file") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{label}{text}: not valid TOML ({error})") from None
+
+
+def _check_writable_folder(flag: str, folder: Path) -> None:
+    if not folder.is_dir():
+        raise ValueError(f"{flag} folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} folder {str(folder)!r} is not writable")
+
+
+def _check_output_file(flag: str, text: str | None, suffixes: tuple = ()) -> None:
+    if text is None:
+        return
+    path = Path(text)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise ValueError(f"{flag} must end in {', '.join(suffixes[:-1])} or {suffixes[-1]}, got {path.name!r}")
+    if path.is_dir():
+        raise ValueError(f"{flag} {text!r} is a folder, not a file")
+    # Files are written atomically (a temporary file beside the target, then a rename), so
+    # the folder's permission is the one that counts.
+    _check_writable_folder(flag, path.parent)
+
+
+def _check_regimen(dose, fractions, protocol: str, *, dose_flag="--dose", fractions_flag="--fractions") -> None:
+    from planner.radiotherapy.protocols import protocol_tables  # TOML only
+
+    _in_range(f"{dose_flag} (prescription dose)", dose, DOSE_MAX_GY, " Gy", above_low=True)
+    _in_range(f"{fractions_flag} (number of fractions)", fractions, FRACTIONS_MAX, low=1)
+    tables = protocol_tables()
+    if protocol not in tables:
+        raise ValueError(f"--protocol: unknown protocol {protocol!r}; known: {', '.join(sorted(tables))}")
+    allowed = tables[protocol]["fractions"]
+    if fractions not in allowed:
+        raise ValueError(f"{fractions_flag} {fractions}: protocol {protocol!r} has limits for "
+                         f"{', '.join(map(str, allowed))} fractions only")
+
+
+def _check_gap(args) -> None:
+    if args.gap_mm is not None:
+        _in_range("--gap-mm", args.gap_mm, GAP_MAX_MM, " mm", note=" (0: no separation surgery)")
+        if args.gap_mm == 0:
+            args.gap_mm = None  # the planner's "no surgery", so the plan is the one without the flag
+
+
+def _parse_weights(text: str | None) -> dict | None:
+    if not text:
+        return None
+    weights = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+        if not sep or number is None:
+            raise ValueError(f"--weights items must be key=number, got {item!r}")
+        if key not in WEIGHT_KEYS:
+            raise ValueError(f"--weights: unknown key {key!r}; allowed: {', '.join(WEIGHT_KEYS)}")
+        _in_range(f"--weights {key}", number, WEIGHT_MAX)
+        weights[key] = number
+    if len(weights) == len(WEIGHT_KEYS) and not any(weights.values()):
+        raise ValueError("--weights: at least one weight must be above 0, or nothing can be ranked")
+    return weights
+
+
+def _parse_strategies(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    from planner.clinical.data import read_table  # TOML only
+
+    menu = [entry["key"] for entry in read_table("strategies")["menu"]]
+    wanted = [key.strip() for key in text.split(",")]
+    unknown = [key for key in wanted if key not in menu]
+    if unknown:
+        raise ValueError(f"--strategies: unknown {', '.join(unknown)}; allowed: {', '.join(menu)}")
+    return wanted
+
+
+def _parse_weeks(text: str) -> list[float]:
+    try:
+        weeks = [float(w) for w in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--weeks must be comma-separated numbers like 0,2,4,8,12, got {text!r}") from None
+    for week in weeks:
+        _in_range("--weeks", week, WEEKS_MAX, " weeks")
+    if weeks != sorted(set(weeks)):
+        raise ValueError(f"--weeks must be distinct and increasing, got {text!r}")
+    return weeks
+
+
+def _check_scene(args) -> None:
+    _check_case(args.case)
+    _check_output_file("--out", args.out, PICTURE_SUFFIXES)
+    _in_range("--weeks", args.weeks, WEEKS_MAX, " weeks")
+
+
+def _check_plan(args) -> None:
+    _check_case(args.case)
+    _check_regimen(args.dose, args.fractions, args.protocol)
+    _check_gap(args)
+    _check_output_file("--json", args.json)
+
+
+def _check_compare(args) -> None:
+    _check_case(args.case)
+    _in_range("--weeks-delay", args.weeks_delay, WEEKS_MAX, " weeks")
+    args.weights = _parse_weights(args.weights)
+    args.strategies = _parse_strategies(args.strategies)
+    _check_output_file("--json", args.json)
+    _check_output_file("--csv", args.csv)
+
+
+def _check_timeline(args) -> None:
+    _check_case(args.case)
+    args.weeks = _parse_weeks(args.weeks)
+    _check_output_file("--json", args.json)
+
+
+def _check_demo(args) -> None:
+    if args.case is not None:
+        _check_case(args.case, "--case")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a file, not a folder")
+    _check_writable_folder("--out", out if out.exists() else out.resolve().parent)
+
+
+def _check_view(args) -> None:
+    _check_case(args.case)
+    if (args.dose is None) != (args.fractions is None):
+        raise ValueError("--dose and --fractions go together")
+    if args.dose is not None:
+        _check_regimen(args.dose, args.fractions, VIEW_PROTOCOL)
+    _check_gap(args)
+    folder = Path(args.out)
+    if not folder.is_dir():
+        raise ValueError(f"--out folder {str(folder)!r} does not exist")
+    if args.png:
+        _check_writable_folder("--out", folder)
+
+
+_CHECKS = {"scene": _check_scene, "plan": _check_plan, "compare": _check_compare, "timeline": _check_timeline,
+           "demo": _check_demo, "view": _check_view}
+
+
+# --- the commands: arguments already checked --------------------------------------------
+
+def _cases(args, out) -> int:
     from scenes.cases import DEFAULT_CASE, list_cases, load_case
 
     print(f"{'case':28s} {'level':5s} {'ESCC':4s} {'histology':14s} title", file=out)
@@ -98,12 +308,6 @@ def _scene(args, out) -> int:
     from planner.pictures.figures import render_scene_slices, write_figure
 
     target = Path(args.out)
-    if target.suffix.lower() not in (".png", ".svg", ".pdf"):
-        raise ValueError(f"--out must end in .png, .svg or .pdf, got {target.name!r}")
-    if not target.parent.exists():
-        raise ValueError(f"--out folder {str(target.parent)!r} does not exist")
-    if not 0 <= args.weeks <= 520:
-        raise ValueError(f"--weeks must be in 0..520, got {args.weeks}")
     case = load_case(args.case)
     scene = build_scene(case, spacing_mm=args.spacing_mm)
     if args.weeks:
@@ -124,9 +328,6 @@ def _plan(args, out) -> int:
     from planner.radiotherapy.constraints import format_table
     from planner.radiotherapy.plan import Regimen, plan_case
 
-    _outputs(args, "json")
-    if args.gap_mm is not None and not 0 < args.gap_mm <= 10:
-        raise ValueError(f"--gap-mm must be in (0, 10] mm, got {args.gap_mm}")
     regimen = Regimen(args.dose, args.fractions)
     start = time.perf_counter()
 
@@ -149,47 +350,24 @@ def _plan(args, out) -> int:
     return 0
 
 
-def _weights(text: str | None) -> dict | None:
-    if not text:
-        return None
-    weights = {}
-    for item in text.split(","):
-        key, sep, value = item.partition("=")
-        try:
-            weights[key.strip()] = float(value)
-        except ValueError:
-            raise ValueError(f"--weights items must be key=number, got {item!r}") from None
-        if not sep:
-            raise ValueError(f"--weights items must be key=number, got {item!r}")
-    return weights
-
-
-def _outputs(args, *names) -> None:
-    for name in names:
-        path = getattr(args, name, None)
-        if path and not Path(path).parent.exists():
-            raise ValueError(f"--{name} folder {str(Path(path).parent)!r} does not exist")
-
-
 def _compare(args, out) -> int:
     from scenes.cases import load_case
 
     from planner.clinical.scorecard import compare_strategies
     from planner.clinical.strategies import standard_strategies
 
-    _outputs(args, "json", "csv")
-    weights = _weights(args.weights)
     case = load_case(args.case)
     menu = None
     if args.strategies:
         everything = {s.key: s for s in standard_strategies(case, sins_total=18, mechanical_pain=True)}
-        wanted = [key.strip() for key in args.strategies.split(",")]
-        unknown = [key for key in wanted if key not in everything]
-        if unknown:
-            raise ValueError(f"--strategies: unknown {', '.join(unknown)}; allowed: {', '.join(everything)}")
-        menu = [everything[key] for key in wanted]
-    card = compare_strategies(case, strategies=menu, weights=weights, weeks_delay=args.weeks_delay, grid_mm=args.spacing_mm,
-                              progress=ProgressBar(sys.stderr))
+        # Every key is on the menu (checked); some are offered only to some cases.
+        unavailable = [key for key in args.strategies if key not in everything]
+        if unavailable:
+            raise ValueError(f"--strategies: {', '.join(unavailable)} not offered for {case.id}; "
+                             f"allowed: {', '.join(everything)}")
+        menu = [everything[key] for key in args.strategies]
+    card = compare_strategies(case, strategies=menu, weights=args.weights, weeks_delay=args.weeks_delay,
+                              grid_mm=args.spacing_mm, progress=ProgressBar(sys.stderr))
     colour = not args.no_colour and is_terminal(out)
     print(card.table(colour=colour), file=out)
     if args.json:
@@ -204,12 +382,7 @@ def _compare(args, out) -> int:
 def _timeline(args, out) -> int:
     from planner.clinical.timeline import timeline
 
-    _outputs(args, "json")
-    try:
-        weeks = [float(w) for w in args.weeks.split(",")]
-    except ValueError:
-        raise ValueError(f"--weeks must be comma-separated numbers like 0,2,4,8,12, got {args.weeks!r}") from None
-    result = timeline(args.case, weeks=weeks, grid_mm=args.spacing_mm, progress=ProgressBar(sys.stderr))
+    result = timeline(args.case, weeks=args.weeks, grid_mm=args.spacing_mm, progress=ProgressBar(sys.stderr))
     print(result.table(), file=out)
     if args.json:
         write_text_atomically(args.json, result.to_json())
@@ -234,6 +407,16 @@ def _demo(args, out) -> int:
     return 0
 
 
+def _view(args, out) -> int:
+    from planner.cli.view import run_view
+
+    return run_view(args, out)
+
+
+_HANDLERS = {"cases": _cases, "scene": _scene, "plan": _plan, "compare": _compare, "timeline": _timeline,
+             "demo": _demo, "view": _view}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = _parser()
@@ -241,21 +424,11 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
-    from scenes.cases import CaseError
-
-    out = sys.stdout
     try:
-        from planner.cli.view import run_view
-
-        handlers = {"scene": _scene, "plan": _plan, "compare": _compare, "timeline": _timeline, "demo": _demo,
-                    "view": run_view}
-        if args.command == "cases":
-            return _cases(out)
-        if args.command in handlers:
-            return handlers[args.command](args, out)
-    except (CaseError, ValueError, KeyError, FileNotFoundError) as error:
+        if args.command in _CHECKS:
+            _CHECKS[args.command](args)
+        return _HANDLERS[args.command](args, sys.stdout)
+    except (ValueError, KeyError, FileNotFoundError) as error:  # scenes.cases.CaseError is a ValueError
         message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
         print(f"spinesim {args.command}: error: {message}", file=sys.stderr)
         return 2
-    parser.error(f"unknown command {args.command}")
-    return 2
