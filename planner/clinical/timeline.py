@@ -88,7 +88,7 @@ class Timeline:
     disclaimer: str = DISCLAIMER
 
     def rows(self) -> list[dict]:
-        """Rows for the timeline chart (``plot_timeline`` in planner.pictures) and tables.
+        """Rows for the timeline chart (``planner.pictures.charts.plot_timeline``) and tables.
 
         Returns
         -------

@@ -1,4 +1,7 @@
-"""Matplotlib pictures of plans: dose slices, the cord-tumour close-up, DVHs and trade-off charts.
+"""Matplotlib pictures of plans: dose slices, the cord-tumour close-up and DVHs.
+
+The charts of strategies and of time (trade-off, gap curve, timeline) are in :mod:`.charts`
+(also importable from here).
 
 Every figure carries the not-for-clinical-use line (:data:`planner.figures.DISCLAIMER`).
 Slices follow :mod:`scenes.grid`: axial seen from the feet (anterior up, the patient's left
@@ -15,12 +18,13 @@ from scipy import ndimage
 from scenes.scene import Scene
 
 from planner.radiotherapy.constraints import constraint_status
-from planner.common.safety import DISCLAIMER
-from .figures import STANDARD_ISODOSE_PERCENT, STRUCTURE_COLOURS, _pyplot, isodose_colour
 from planner.radiotherapy.metrics import POINT_MAX_CC, StructureDose, dvh, metric, structure_dose
 
+from .charts import _READABLE, disclaim as _disclaim, line_boxes, marker_boxes, place_texts
+from .figures import STANDARD_ISODOSE_PERCENT, STRUCTURE_COLOURS, _pyplot, isodose_colour
+
 __all__ = ["render_dose_slices", "render_interface_closeup", "interface_point_mm", "dvh_curves", "plot_dvh",
-           "plot_tradeoff", "plot_gap_curve", "plot_timeline", "slice_gap_mm", "SLICE_STRUCTURES", "STATUS_COLOURS"]
+           "slice_gap_mm", "SLICE_STRUCTURES", "STATUS_COLOURS"]
 
 #: Structures contoured on the dose slices, drawn in this order (those the scene has).
 SLICE_STRUCTURES = ("gtv", "epidural_disease", "ptv", "spinal_cord", "thecal_sac", "cauda_equina", "esophagus")
@@ -29,10 +33,6 @@ _DASHED = {"ptv"}
 #: Constraint marker colour by checker status.
 STATUS_COLOURS = {"pass": "forestgreen", "within 5%": "orange", "fail": "red"}
 _PLANES = ("axial", "sagittal", "coronal")
-
-
-def _disclaim(figure):
-    figure.text(0.5, 0.005, DISCLAIMER, ha="center", va="bottom", fontsize=8, color="dimgray")
 
 
 def _check_dose(scene: Scene, dose_gy) -> np.ndarray:
@@ -51,7 +51,19 @@ def _neural(scene: Scene) -> str:
 
 def interface_point_mm(scene: Scene) -> np.ndarray:
     """(z, y, x) mm: the height where the tumour comes closest to the thecal sac (or cord),
-    at the centre of the cord (or sac) in that axial slice."""
+    at the centre of the cord (or sac) in that axial slice.
+
+    Parameters
+    ----------
+    scene : Scene
+        A scene with a thecal sac, cord or cauda (ValueError otherwise); the tumour is its
+        GTV, else its epidural disease, else the middle of the neural structure is used.
+
+    Returns
+    -------
+    numpy.ndarray
+        The point (z, y, x) in mm.
+    """
     neural = scene.structure(_neural(scene)).full() >= 0.5
     tumour_name = "gtv" if scene.has("gtv") else "epidural_disease"
     tumour = scene.structure(tumour_name).full() >= 0.5 if scene.has(tumour_name) else np.zeros_like(neural)
@@ -140,10 +152,12 @@ def render_dose_slices(scene: Scene, dose_gy: np.ndarray, *, prescription_gy: fl
     Parameters
     ----------
     scene : Scene
+        The planned scene (density image and structure contours).
     dose_gy : ndarray
-        Dose on the scene's grid (z, y, x).
+        Dose on the scene's grid (z, y, x); another shape raises ValueError.
     prescription_gy : float
-        The isodose percentages and the wash's colour scale refer to it.
+        The isodose percentages and the wash's colour scale refer to it; > 0 (ValueError
+        otherwise).
     point_mm : (z, y, x) mm, optional
         Where the three planes cross.
     isodose_percent : sequence of float
@@ -154,10 +168,13 @@ def render_dose_slices(scene: Scene, dose_gy: np.ndarray, *, prescription_gy: fl
         Contoured structures (those the scene has).
     half_width_mm : float
         Half-width of each panel around the point.
+    title : str, optional
+        Figure title (default 'dose, prescription <Rx> Gy').
 
     Returns
     -------
     matplotlib.figure.Figure
+        Three panels (gids ``panel:axial``, ``panel:sagittal``, ``panel:coronal``).
     """
     plt = _pyplot()
     dose_gy = _check_dose(scene, dose_gy)
@@ -215,7 +232,24 @@ def _contour_points(x, y, section) -> np.ndarray:
 def slice_gap_mm(scene: Scene, k: int):
     """In axial slice ``k``: (gap mm, tumour point, sac point) between the GTV's and the
     thecal sac's (else cord's) half-occupancy contours; gap 0 where they touch or overlap,
-    ``(nan, None, None)`` where either is absent from the slice. Points are (x, y) mm."""
+    ``(nan, None, None)`` where either is absent from the slice. Points are (x, y) mm.
+
+    Parameters
+    ----------
+    scene : Scene
+        A scene with a GTV and a thecal sac, cord or cauda.
+    k : int
+        Index of the axial slice (along z).
+
+    Returns
+    -------
+    gap_mm : float
+        Shortest distance (mm) between the two contours (contours sampled every 0.1 mm).
+    tumour_point : numpy.ndarray or None
+        (x, y) mm of the tumour contour's closest point.
+    sac_point : numpy.ndarray or None
+        (x, y) mm of the neural contour's closest point.
+    """
     if not scene.has("gtv"):
         return float("nan"), None, None
     z, y, x = scene.grid.axes_mm()
@@ -244,6 +278,30 @@ def render_interface_closeup(scene: Scene, dose_gy: np.ndarray | None = None, *,
     half-occupancy contours and drawn as a white segment with its length; touching or
     overlapping contours read 'gap 0 mm'. Returns the Figure; ``figure.gap_mm`` holds the
     measured gap (``nan`` if either contour is absent from the slice).
+
+    Parameters
+    ----------
+    scene : Scene
+        The scene (density image and contours).
+    dose_gy : numpy.ndarray, optional
+        Dose (Gy) on the scene's grid (another shape raises ValueError); drawn as a wash
+        with isodose lines.
+    prescription_gy : float, optional
+        Reference of the isodose percentages; > 0 when a dose is given (ValueError
+        otherwise).
+    point_mm : array_like of float, optional
+        (z, y, x) mm the slice passes through (default: the slice of the smallest gap).
+    half_width_mm : float, default 12.0
+        Half-width (mm) of the view around the interface.
+    isodose_percent : sequence of float, default STANDARD_ISODOSE_PERCENT
+        Isodose lines in percent of the prescription.
+    title : str, optional
+        Axis title (default 'cord-tumour interface, axial z = ... mm').
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The close-up, with ``figure.gap_mm`` (float) set.
     """
     plt = _pyplot()
     if dose_gy is not None:
@@ -301,7 +359,23 @@ def render_interface_closeup(scene: Scene, dose_gy: np.ndarray | None = None, *,
 
 # -- plots ----------------------------------------------------------------------------------
 def dvh_curves(dose_gy: np.ndarray, scene: Scene, structures=None) -> dict:
-    """{name: StructureDose} for :func:`plot_dvh` (default: the slice structures the scene has)."""
+    """{name: StructureDose} for :func:`plot_dvh` (default: the slice structures the scene has).
+
+    Parameters
+    ----------
+    dose_gy : numpy.ndarray
+        Dose (Gy) on the scene's grid (another shape raises ValueError).
+    scene : Scene
+        The planned scene.
+    structures : sequence of str, optional
+        Structures to collect (default :data:`SLICE_STRUCTURES`); those the scene lacks are
+        left out.
+
+    Returns
+    -------
+    dict of str to StructureDose
+        Each structure's voxel doses and volumes.
+    """
     dose_gy = _check_dose(scene, dose_gy)
     names = [n for n in (SLICE_STRUCTURES if structures is None else structures) if scene.has(n)]
     voxel = scene.grid.voxel_volume_cc
@@ -334,7 +408,8 @@ def plot_dvh(curves, *, constraints=None, prescription_gy: float | None = None, 
     Parameters
     ----------
     curves : mapping of str to StructureDose
-        Per structure, its voxel doses and volumes (:func:`dvh_curves`).
+        Per structure, its voxel doses and volumes (:func:`dvh_curves`); another value type
+        raises TypeError.
     constraints : sequence of Constraint or ConstraintResult, optional
         Each limit is drawn as a marker at (limit dose, the volume it applies to): Dmax at
         0.035 cc, D<v>cc at v cc, D<x>% at x%. Colour by status (pass green, within 5%
@@ -344,10 +419,13 @@ def plot_dvh(curves, *, constraints=None, prescription_gy: float | None = None, 
         ``dvh:percent`` and ``dvh:cc``.
     prescription_gy : float, optional
         Drawn as a dotted vertical line.
+    title : str, optional
+        Figure title (default 'cumulative dose-volume histograms').
 
     Returns
     -------
     matplotlib.figure.Figure
+        The two-panel figure.
     """
     plt = _pyplot()
     from matplotlib.lines import Line2D
@@ -361,7 +439,9 @@ def plot_dvh(curves, *, constraints=None, prescription_gy: float | None = None, 
     figure, (relative, absolute) = plt.subplots(1, 2, figsize=(13.0, 5.6))
     relative.set_gid("dvh:percent")
     absolute.set_gid("dvh:cc")
-    peak = max([float(sd.dose_gy.max()) for sd in curves.values()] + [1.0])
+    # The dose axis reaches the highest dose, the prescription and every limit drawn.
+    shown = [c.limit_gy for c in constraints if c.metric != "D10%_partial" and _limit_volume_cc(c.metric, 1.0) is not None]
+    peak = max([float(sd.dose_gy.max()) for sd in curves.values()] + [1.0, prescription_gy or 0.0] + shown)
     bins = np.linspace(0.0, 1.08 * peak, 400)
     smallest = POINT_MAX_CC
     for name, sd in curves.items():
@@ -373,12 +453,12 @@ def plot_dvh(curves, *, constraints=None, prescription_gy: float | None = None, 
             volume_cc = cumulative * sd.total_cc
             absolute.plot(bins, np.where(volume_cc > 0, volume_cc, np.nan), gid=f"dvh_cc:{name}", **style)
             smallest = min(smallest, float(sd.volume_cc.min()))
-    unplotted = []
-    for number, c in enumerate(constraints):
+    unplotted, unnamed, labels, markers = [], [], [], []
+    for c in constraints:
         sd = curves[c.structure]
         volume_cc = None if c.metric == "D10%_partial" else _limit_volume_cc(c.metric, sd.total_cc)
         if volume_cc is None:
-            unplotted.append(f"{c.structure} {c.metric} <= {c.limit_gy:.1f} Gy")
+            unplotted.append(f"{c.structure.replace('_', ' ')} {c.metric} <= {c.limit_gy:.1f} Gy")
             continue
         status = getattr(c, "status", None)
         if status not in STATUS_COLOURS:
@@ -388,9 +468,10 @@ def plot_dvh(curves, *, constraints=None, prescription_gy: float | None = None, 
             axis.plot([c.limit_gy], [volume], marker="D", markersize=7, color=STATUS_COLOURS[status], linestyle="none",
                       markeredgecolor=_PLOT_COLOURS.get(c.structure, "black"), markeredgewidth=1.6, zorder=5,
                       gid=f"limit:{c.structure}:{c.metric}")
-        absolute.annotate(f"{c.structure.replace('_', ' ')} {c.metric} {c.limit_gy:.1f} Gy", (c.limit_gy, volume_cc),
-                          textcoords="offset points", xytext=(7, 3 + 9 * (number % 3)), fontsize=7,
-                          color=STATUS_COLOURS[status])
+        markers.append((c.limit_gy, volume_cc))
+        labels.append(absolute.annotate(f"{c.structure.replace('_', ' ')} {c.metric} {c.limit_gy:.1f} Gy",
+                                        (c.limit_gy, volume_cc), xytext=(8, 3), textcoords="offset points", fontsize=7,
+                                        color=STATUS_COLOURS[status], bbox=_READABLE, gid="limit_label"))
     for axis in (relative, absolute):
         if prescription_gy:
             axis.axvline(prescription_gy, color="black", linestyle=":", linewidth=1.0, label=f"prescription {prescription_gy:g} Gy")
@@ -406,185 +487,25 @@ def plot_dvh(curves, *, constraints=None, prescription_gy: float | None = None, 
     handles, _ = relative.get_legend_handles_labels()
     handles += [Line2D([], [], marker="D", linestyle="none", color=colour, label=f"limit: {status}")
                 for status, colour in STATUS_COLOURS.items()]
-    relative.legend(handles=handles, fontsize=8, loc="upper right")
+    figure.legend(handles=handles, fontsize=8, loc="center right", bbox_to_anchor=(0.995, 0.5), frameon=False)
     relative.set_title("all structures, percent of volume", fontsize=9)
     figure.suptitle(title or "cumulative dose-volume histograms", fontsize=11)
-    if unplotted:
-        figure.text(0.01, 0.045, "limits that are not DVH points: " + "; ".join(unplotted), fontsize=7, color="dimgray")
-    figure.subplots_adjust(left=0.06, right=0.98, bottom=0.15, wspace=0.22)
+    figure.subplots_adjust(left=0.06, right=0.86, bottom=0.15, wspace=0.22)
+    if labels:  # each limit named beside its marker, off the curves and each other; the rest listed below
+        obstacles = marker_boxes(absolute, *np.transpose(markers), 6.0)
+        for line in absolute.lines:
+            if (line.get_gid() or "").startswith("dvh_cc:"):
+                obstacles += line_boxes(absolute, *line.get_data())
+        options = [dict(xyann=(dx, dy), ha=ha, va="bottom" if dy > 0 else "top")
+                   for dy in (3, -3, 15, -15, 27, -27, 39, -39, 55, -55, 75, -75)
+                   for dx, ha in ((8, "left"), (-8, "right"), (0, "center"), (8, "right"))]
+        for n in place_texts(figure, labels, [options] * len(labels), bounds=absolute.get_window_extent(),
+                             obstacles=obstacles):
+            labels[n].remove()
+            unnamed.append(labels[n].get_text())
+    notes = [f"{what}: " + "; ".join(items) for what, items in (("limits that are not DVH points", unplotted),
+                                                                   ("markers not named in the plot", unnamed)) if items]
+    if notes:
+        figure.text(0.01, 0.045, "\n".join(notes), fontsize=7, color="dimgray", va="bottom")
     _disclaim(figure)
-    return figure
-
-
-def _pareto(rows, x_key, y_key) -> list[bool]:
-    """Pareto-optimal rows for 'x higher is better, y lower is better'."""
-    points = [(float(r[x_key]), float(r[y_key])) for r in rows]
-    return [not any((x2 >= x and y2 <= y) and (x2 > x or y2 < y) for x2, y2 in points) for x, y in points]
-
-
-def plot_tradeoff(rows, *, x_key: str, y_key: str, label_key: str, pareto_key: str | None = None,
-                  x_label: str, y_label: str, title: str | None = None):
-    """Strategies as labelled points on two outcomes (e.g. 1-year local control vs myelopathy risk).
-
-    ``rows`` are dicts. Pareto points are marked (stars joined by a line): those whose
-    ``pareto_key`` is true, or with no key those no other row beats on both axes, where a
-    higher x and a lower y are better. Returns the Figure.
-    """
-    plt = _pyplot()
-    rows = list(rows)
-    if not rows:
-        raise ValueError("plot_tradeoff needs at least one row")
-    front = [bool(r[pareto_key]) for r in rows] if pareto_key else _pareto(rows, x_key, y_key)
-    figure, axis = plt.subplots(figsize=(8.0, 5.6))
-    x = np.array([float(r[x_key]) for r in rows])
-    y = np.array([float(r[y_key]) for r in rows])
-    front = np.array(front)
-    axis.scatter(x[~front], y[~front], s=50, color="grey", label="dominated", zorder=3, gid="dominated")
-    axis.scatter(x[front], y[front], s=160, marker="*", color="crimson", label="Pareto front", zorder=4, gid="pareto")
-    order = np.argsort(x[front])
-    axis.plot(x[front][order], y[front][order], color="crimson", linewidth=1.0, alpha=0.6)
-    for row, xi, yi in zip(rows, x, y):
-        axis.annotate(str(row[label_key]), (xi, yi), textcoords="offset points", xytext=(7, 5), fontsize=8)
-    axis.margins(x=0.18, y=0.12)  # room for the labels
-    axis.set_xlabel(x_label)
-    axis.set_ylabel(y_label)
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
-    axis.set_title(title or f"trade-off: {x_label} vs {y_label}", fontsize=10)
-    figure.subplots_adjust(bottom=0.14)
-    _disclaim(figure)
-    return figure
-
-
-def plot_gap_curve(gaps_mm, achievable_gy, *, prescription_gy: float | None = None, title: str | None = None):
-    """Maximum achievable prescription against the separation gap (mm).
-
-    With ``prescription_gy`` the prescription is drawn and the smallest gap reaching it
-    (linearly interpolated) is marked. Returns the Figure; ``figure.gap_needed_mm`` holds
-    that gap (``nan`` if none reaches it, or no prescription given).
-    """
-    plt = _pyplot()
-    gaps = np.asarray(gaps_mm, float)
-    achievable = np.asarray(achievable_gy, float)
-    if gaps.shape != achievable.shape or gaps.ndim != 1 or gaps.size == 0:
-        raise ValueError("gaps_mm and achievable_gy must be 1-D sequences of equal, non-zero length")
-    order = np.argsort(gaps)
-    gaps, achievable = gaps[order], achievable[order]
-    figure, axis = plt.subplots(figsize=(7.6, 5.0))
-    axis.plot(gaps, achievable, marker="o", color="navy", linewidth=1.8, label="maximum achievable prescription", gid="curve")
-    needed = float("nan")
-    if prescription_gy:
-        axis.axhline(prescription_gy, color="crimson", linestyle="--", linewidth=1.2, label=f"prescription {prescription_gy:g} Gy")
-        above = np.nonzero(achievable >= prescription_gy)[0]
-        if above.size:
-            first = int(above[0])
-            if first == 0:
-                needed = float(gaps[0])
-            else:
-                g0, g1, a0, a1 = gaps[first - 1], gaps[first], achievable[first - 1], achievable[first]
-                needed = float(g0 + (prescription_gy - a0) * (g1 - g0) / (a1 - a0))
-            axis.axvline(needed, color="forestgreen", linestyle=":", linewidth=1.2)
-            axis.annotate(f"gap needed ~{needed:.1f} mm", (needed, prescription_gy), textcoords="offset points",
-                          xytext=(8, -16), fontsize=9, color="forestgreen")
-    axis.set_xlabel("separation gap between tumour and thecal sac (mm)")
-    axis.set_ylabel("achievable prescription (Gy)")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8, loc="lower right")
-    axis.set_title(title or "what a surgical gap buys", fontsize=10)
-    figure.subplots_adjust(bottom=0.14)
-    _disclaim(figure)
-    figure.gap_needed_mm = needed
-    return figure
-
-
-_GRADES = ("0", "1a", "1b", "1c", "2", "3")
-
-
-def _sins_bands() -> tuple[int, int, int]:
-    """(potentially unstable from, unstable from, maximum) SINS points (planner/clinical/data/scores.toml, fisher2010_sins)."""
-    from planner.clinical.prognosis import score_tables
-
-    table = score_tables()["sins"]
-    return int(table["potentially_unstable"][0]), int(table["unstable"][0]), int(table["unstable"][1])
-
-
-def plot_timeline(rows, *, title: str | None = None):
-    """The delay timeline: ESCC grade, SINS and the chance of walking against weeks of delay.
-
-    ``rows`` are dicts with ``weeks``, ``escc_grade`` (str, '0'..'3'), ``ambulatory_probability``
-    (0-1), ``sins`` (int), ``recommendation`` (str) and ``sbrt_alone_ok`` (bool). Weeks where
-    SBRT alone is acceptable are shaded green, the others red; a line marks where that
-    window closes (the first week it is no longer acceptable) and where walking is lost (the
-    chance of walking first falls below 50%). Changes of recommendation are written on the
-    top panel. Returns the Figure; ``figure.window_closes_weeks`` and
-    ``figure.walking_lost_weeks`` hold those weeks (``nan`` where it does not happen).
-    """
-    plt = _pyplot()
-    rows = sorted(rows, key=lambda r: float(r["weeks"]))
-    if not rows:
-        raise ValueError("plot_timeline needs at least one row")
-    weeks = np.array([float(r["weeks"]) for r in rows])
-    walking = np.array([float(r["ambulatory_probability"]) for r in rows])
-    grade = np.array([_GRADES.index(str(r["escc_grade"]).lower()) for r in rows])
-    sins = np.array([int(r["sins"]) for r in rows])
-    alone = np.array([bool(r["sbrt_alone_ok"]) for r in rows])
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(9.0, 6.6), sharex=True, gridspec_kw={"height_ratios": [1.1, 1]})
-    # Each row holds from its week to the next row's (the last for half a step more).
-    last_step = (weeks[-1] - weeks[-2]) / 2 if len(weeks) > 1 else 1.0
-    edges = np.concatenate([weeks, [weeks[-1] + last_step]])
-    for axis in (top, bottom):
-        for a, b, ok in zip(edges[:-1], edges[1:], alone):
-            axis.axvspan(a, b, color="palegreen" if ok else "mistyrose", alpha=0.6, linewidth=0)
-    top.plot(weeks, walking, marker="o", color="black", linewidth=1.6, label="chance of walking", gid="walking")
-    top.axhline(0.5, color="grey", linestyle=":", linewidth=1.0)
-    top.set_ylim(0, 1.05)
-    top.set_ylabel("chance of walking")
-    closes = float("nan")
-    shut = np.nonzero(~alone)[0]
-    if shut.size and alone[: shut[0]].any():
-        closes = float(weeks[shut[0]])
-    lost = float("nan")
-    below = np.nonzero(walking < 0.5)[0]
-    if below.size and (walking[: below[0]] >= 0.5).any():
-        lost = float(weeks[below[0]])
-    for axis in (top, bottom):
-        if np.isfinite(closes):
-            axis.axvline(closes, color="crimson", linewidth=1.6, gid="window_closes")
-        if np.isfinite(lost):
-            axis.axvline(lost, color="black", linestyle="--", linewidth=1.4, gid="walking_lost")
-    if np.isfinite(closes):
-        top.annotate(f"SBRT-alone window closes ({closes:g} wk)", (closes, 1.0), xytext=(4, -12), textcoords="offset points",
-                     fontsize=8, color="crimson")
-    if np.isfinite(lost):
-        top.annotate(f"walking likely lost ({lost:g} wk)", (lost, 0.5), xytext=(4, -14), textcoords="offset points",
-                     fontsize=8)
-    previous = None
-    for row, week in zip(rows, weeks):
-        if row["recommendation"] != previous:
-            top.annotate(str(row["recommendation"]), (week, 0.06), rotation=90, fontsize=7, color="navy", va="bottom",
-                         xytext=(4, 0), textcoords="offset points", gid="recommendation")
-            previous = row["recommendation"]
-    bottom.step(weeks, grade, where="post", color="purple", linewidth=1.8, label="ESCC grade", gid="escc")
-    bottom.set_yticks(range(len(_GRADES)), [f"ESCC {g}" for g in _GRADES], fontsize=7)
-    bottom.set_ylim(-0.3, len(_GRADES) - 0.7)
-    twin = bottom.twinx()
-    twin.plot(weeks, sins, marker="s", color="darkorange", linewidth=1.2, label="SINS", gid="sins")
-    potentially, unstable, most = _sins_bands()
-    twin.set_ylim(0, most)
-    twin.axhline(potentially, color="darkorange", linestyle=":", linewidth=0.8)
-    twin.axhline(unstable, color="darkorange", linestyle=":", linewidth=0.8)
-    twin.set_ylabel("SINS", fontsize=9, color="darkorange")
-    twin.text(weeks[0], unstable + 0.3, f"SINS >= {unstable}: unstable; {potentially}-{unstable - 1}: potentially "
-              "unstable (Fisher 2010)", fontsize=7, color="darkorange")
-    bottom.set_xlabel("weeks of delay")
-    from matplotlib.patches import Patch
-
-    top.legend(handles=[Patch(color="palegreen", label="SBRT alone acceptable"),
-                        Patch(color="mistyrose", label="surgery first (or not SBRT alone)")]
-               + top.get_legend_handles_labels()[0], fontsize=7, loc="upper right")
-    top.set_title(title or "what waiting costs", fontsize=10)
-    figure.subplots_adjust(bottom=0.1, hspace=0.08, right=0.92)
-    _disclaim(figure)
-    figure.window_closes_weeks = closes
-    figure.walking_lost_weeks = lost
     return figure

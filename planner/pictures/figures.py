@@ -46,6 +46,17 @@ def isodose_colour(percent: float) -> tuple:
     Cool to warm along matplotlib's 'turbo' map: 30% blue, 50% cyan, 80% yellow, 90% orange,
     100% orange-red, 110% dark red.
 
+    Parameters
+    ----------
+    percent : float
+        Isodose level in percent of the prescription; levels outside 20..120 take the
+        colour of the nearer end.
+
+    Returns
+    -------
+    tuple of float
+        (r, g, b), each in 0..1.
+
     Examples
     --------
     >>> [round(c, 2) for c in isodose_colour(50)]
@@ -77,6 +88,22 @@ def render_scene_slices(scene: Scene, *, title: str | None = None, point_mm=(0.0
     Materials are shown in colour (legend), structures as contours, with millimetre axes
     and the not-for-clinical-use line. ``zoom_mm`` crops the view to that half-width
     around the canal (None shows the whole grid). Returns the matplotlib Figure.
+
+    Parameters
+    ----------
+    scene : Scene
+        A labelled scene (material labels and structures).
+    title : str, optional
+        Figure title (default 'spinesim phantom <level>').
+    point_mm : array_like of float, default (0.0, 0.0, 0.0)
+        (z, y, x) mm the slices pass through (nearest voxel).
+    zoom_mm : float or None, default 70.0
+        Half-width (mm) of the view around the canal; None or 0 shows the whole grid.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The two-panel figure.
     """
     plt = _pyplot()
     from matplotlib.patches import Patch
@@ -128,7 +155,25 @@ def render_scene_slices(scene: Scene, *, title: str | None = None, point_mm=(0.0
 
 
 def write_figure(figure, path: str | os.PathLike, *, dpi: int = 110) -> Path:
-    """Save a figure atomically (a temporary file renamed into place): never half-written."""
+    """Save a figure atomically (a temporary file renamed into place): never half-written.
+
+    The figure is closed afterwards, whether or not saving worked.
+
+    Parameters
+    ----------
+    figure : matplotlib.figure.Figure
+        The figure to save.
+    path : str or os.PathLike
+        Output file ending in .png, .svg or .pdf (ValueError otherwise), in an existing
+        folder.
+    dpi : int, default 110
+        Resolution (dots per inch) of a PNG.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".png", ".svg", ".pdf"):
@@ -143,7 +188,28 @@ def write_figure(figure, path: str | os.PathLike, *, dpi: int = 110) -> Path:
 def render_dose_slice(scene: Scene, dose_gy: np.ndarray, *, title: str | None = None, point_mm=(0.0, 0.0, 0.0),
                       zoom_mm: float | None = 80.0, isodose_percent=(20, 50, 80, 95)):
     """Axial dose colour wash over the density image, isodose lines (percent of the maximum)
-    and structure contours. Returns the matplotlib Figure."""
+    and structure contours. Returns the matplotlib Figure.
+
+    Parameters
+    ----------
+    scene : Scene
+        The scene (density image and structure contours).
+    dose_gy : numpy.ndarray
+        Dose (Gy) on the scene's grid (another shape raises ValueError).
+    title : str, optional
+        Axis title (default 'dose, axial z = ... mm').
+    point_mm : array_like of float, default (0.0, 0.0, 0.0)
+        (z, y, x) mm the axial slice passes through (nearest voxel).
+    zoom_mm : float or None, default 80.0
+        Half-width (mm) of the view; None or 0 shows the whole slice.
+    isodose_percent : sequence of float, default (20, 50, 80, 95)
+        Isodose lines in percent of the maximum dose.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure with its colour bar (Gy).
+    """
     plt = _pyplot()
     dose_gy = np.asarray(dose_gy, float)
     if dose_gy.shape != scene.grid.shape:

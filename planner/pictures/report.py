@@ -62,7 +62,13 @@ def _img(png: bytes, alt: str) -> str:
 
 def collect_citations() -> dict:
     """Every citation the project holds: scenes/data/sources.toml and the [sources] tables of
-    the kernels', radiotherapy's and clinical data files."""
+    the kernels', radiotherapy's and clinical data files.
+
+    Returns
+    -------
+    dict
+        {source key: full citation}; a key in several files keeps the last one read.
+    """
     from scenes._data import load_data
 
     citations = dict(load_data("sources")["sources"])
@@ -147,8 +153,7 @@ def _sources_used(card, timeline) -> set:
 
 def _pictures(card, *, progress) -> list[tuple[str, str, bytes]]:
     """(section, caption, png) for every picture; per-strategy dose pictures and DVHs."""
-    from .dose_figures import (dvh_curves, plot_dvh, plot_tradeoff, render_dose_slices,
-                               render_interface_closeup)
+    from .dose_figures import dvh_curves, plot_dvh, render_dose_slices, render_interface_closeup
 
     pictures = []
     planned = [r for r in card.ranked() if r.plan is not None]
@@ -166,20 +171,28 @@ def _pictures(card, *, progress) -> list[tuple[str, str, bytes]]:
             pictures.append((r.strategy.key, f"{r.strategy.label}: the cord-tumour interface",
                              _figure_png(render_interface_closeup(plan.scene, plan.dose_gy, prescription_gy=rx,
                                                                   title=r.strategy.label))))
-    rows = [dict(row, local_control=row["local_control"], myelopathy=row["myelopathy"]) for row in card.rows()
-            if row["local_control"] is not None and row["myelopathy"] is not None]
-    if rows:
-        pictures.append(("tradeoffs", "Strategies: 1-year local control against myelopathy risk",
-                         _figure_png(plot_tradeoff(rows, x_key="local_control", y_key="myelopathy", label_key="key",
-                                                   x_label="1-year local control (%)",
-                                                   y_label="myelopathy risk (%)"))))
-    walk = [row for row in card.rows() if row["walking"] is not None and row["complications"] is not None]
-    if walk:
-        pictures.append(("tradeoffs", "Strategies: chance of walking against surgical complications",
-                         _figure_png(plot_tradeoff(walk, x_key="walking", y_key="complications", label_key="key",
-                                                   x_label="walking after treatment (%)",
-                                                   y_label="complications (%)"))))
+    pictures += [("tradeoffs", caption, _figure_png(figure)) for caption, figure in _tradeoff_charts(card)]
     return pictures
+
+
+#: The trade-off charts: (caption, x column, y column, x label, y label).
+_TRADEOFFS = (("Strategies: 1-year local control against myelopathy risk", "local_control", "myelopathy",
+               "1-year local control (%)", "myelopathy risk (%)"),
+              ("Strategies: chance of walking against surgical complications", "walking", "complications",
+               "walking after treatment (%)", "complications (%)"))
+
+
+def _tradeoff_charts(card) -> list[tuple[str, object]]:
+    """(caption, Figure) of each trade-off chart with data; points named by the strategies' labels."""
+    from .charts import plot_tradeoff
+
+    charts = []
+    for caption, x_key, y_key, x_label, y_label in _TRADEOFFS:
+        rows = [row for row in card.rows() if row[x_key] is not None and row[y_key] is not None]
+        if rows:
+            charts.append((caption, plot_tradeoff(rows, x_key=x_key, y_key=y_key, label_key="strategy",
+                                                  x_label=x_label, y_label=y_label)))
+    return charts
 
 
 def _three_d(card) -> list[tuple[str, str, bytes]]:
@@ -205,8 +218,35 @@ def write_report(card, out_dir, *, timeline=None, gap_study=None, png_exports: b
                  progress=None) -> Path:
     """Write the report of ``card`` into ``out_dir`` (created if missing); returns the HTML path.
 
-    ``timeline``: a :class:`planner.timeline.Timeline`; ``gap_study``: ``(gaps_mm,
+    ``timeline``: a :class:`planner.clinical.timeline.Timeline`; ``gap_study``: ``(gaps_mm,
     achievable_gy, prescription_gy)`` for the achievable-dose-versus-gap chart.
+
+    Besides ``report.html`` the folder receives ``scorecard.json``, ``scorecard.csv``,
+    ``timeline.json`` (with a timeline) and, with ``png_exports``, every picture under
+    ``images/``; each file is written atomically.
+
+    Parameters
+    ----------
+    card : Scorecard
+        The compared strategies (:func:`planner.clinical.scorecard.compare_strategies`).
+    out_dir : str or os.PathLike
+        Report folder; its parent must exist and it must not be a file (ValueError
+        otherwise).
+    timeline : Timeline, optional
+        A delay timeline to include.
+    gap_study : tuple, optional
+        ``(gaps_mm, achievable_gy, prescription_gy)`` for the gap chart.
+    png_exports : bool, default True
+        Also write each picture as a PNG under ``images/``.
+    three_d : bool, default True
+        Include 3-D views (needs off-screen rendering).
+    progress : callable, optional
+        ``progress(message, done, total)`` after each step.
+
+    Returns
+    -------
+    pathlib.Path
+        The path of ``report.html``.
     """
     say = progress or (lambda message, done, total: None)
     out = Path(out_dir)
@@ -215,7 +255,7 @@ def write_report(card, out_dir, *, timeline=None, gap_study=None, png_exports: b
     if not out.parent.exists():
         raise ValueError(f"report folder's parent {str(out.parent)!r} does not exist")
     out.mkdir(exist_ok=True)
-    from .dose_figures import plot_gap_curve, plot_timeline
+    from .charts import plot_gap_curve, plot_timeline
 
     pictures = _pictures(card, progress=say)
     if gap_study is not None:

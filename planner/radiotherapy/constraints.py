@@ -25,6 +25,8 @@ __all__ = ["Constraint", "ConstraintResult", "protocols", "constraints_for", "ch
 
 #: The 'within 5%' band below a limit (sbrt_cord.toml [metrics]).
 WITHIN = float(read_table("sbrt_cord")["metrics"]["near_limit_fraction"]["value"])
+#: Relative floating-point tolerance when a value is compared with its limit.
+ROUNDING = 1e-9
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,10 @@ def constraint_status(value_gy: float, limit_gy: float) -> str:
         'pass' (below the limit by more than :data:`WITHIN`, a fraction of the limit),
         'within 5%' (at most the limit) or 'fail' (above it, or a NaN value).
     """
-    return "pass" if value_gy <= (1 - WITHIN) * limit_gy else ("within 5%" if value_gy <= limit_gy else "fail")
+    # A value equal to its limit up to floating-point rounding (17.000000000000004 for 17.0)
+    # meets it: the plan was scaled to reach the limit exactly.
+    at_limit = limit_gy * (1 + ROUNDING)
+    return "pass" if value_gy <= (1 - WITHIN) * limit_gy else ("within 5%" if value_gy <= at_limit else "fail")
 
 
 def check_constraints(dose_gy: np.ndarray, scene: Scene, constraints: list[Constraint], *, target: str = "gtv") -> list[ConstraintResult]:

@@ -60,3 +60,11 @@ def test_unknown_protocol_and_fractions():
         constraints_for("nope", 1)
     with pytest.raises(ValueError, match="fractions"):
         constraints_for("tg101", 2)
+
+
+def test_a_value_at_its_limit_up_to_rounding_meets_it():
+    from planner.radiotherapy.constraints import constraint_status
+
+    assert constraint_status(17.000000000000004, 17.0) == "within 5%"
+    assert constraint_status(17.0 * (1 + 1e-6), 17.0) == "fail"
+    assert constraint_status(16.0, 17.0) == "pass"

@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 import pytest
 
 from planner.cli.commands import main
-from planner.pictures.report import MISSING_CITATION, collect_citations, write_report
+from planner.pictures.report import MISSING_CITATION, _tradeoff_charts, collect_citations, write_report
 from planner.clinical.scorecard import compare_strategies
 from planner.clinical.strategies import standard_strategies
 
@@ -70,6 +70,20 @@ def test_every_cited_source_of_the_scorecard_has_a_citation(report):
     assert "laufer2013_noms" in listed and len(listed) >= 10
     for key in listed:
         assert key in citations
+
+
+def test_report_charts_name_strategies_by_label_without_overlap(report):
+    from tests.planner.test_dose_figures import assert_readable
+
+    card, _, _ = report
+    charts = _tradeoff_charts(card)
+    assert [caption for caption, _ in charts] == ["Strategies: 1-year local control against myelopathy risk",
+                                                  "Strategies: chance of walking against surgical complications"]
+    named = []
+    for _, figure in charts:
+        assert_readable(figure)  # no strategy id (sbrt_24gy_2fx) printed, no two texts overlapping
+        named += [t.get_text() for t in figure.axes[0].texts + figure.axes[0].get_legend().texts]
+    assert "SBRT 24 Gy/2" in named and "Best supportive care" in named
 
 
 def test_report_refuses_a_file_as_folder(tmp_path, report):

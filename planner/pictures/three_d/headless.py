@@ -91,6 +91,11 @@ def rendering_available(*, timeout_s: float = 120.0) -> RenderingStatus:
     Tries the user's ``VTK_DEFAULT_OPENGL_WINDOW`` if set, then Mesa EGL, then OSMesa. A
     missing driver crashes only the probe. The answer is cached for the process.
 
+    Parameters
+    ----------
+    timeout_s : float, default 120.0
+        Seconds each probe render may take before it counts as failed.
+
     Returns
     -------
     RenderingStatus
@@ -107,7 +112,13 @@ def rendering_available(*, timeout_s: float = 120.0) -> RenderingStatus:
 
 
 def require_rendering() -> str:
-    """The working render-window class, or raise :class:`RenderingUnavailable` with the probe's reason."""
+    """The working render-window class, or raise :class:`RenderingUnavailable` with the probe's reason.
+
+    Returns
+    -------
+    str
+        The VTK render-window class that rendered the probe (e.g. ``'vtkEGLRenderWindow'``).
+    """
     status = rendering_available()
     if not status:
         raise RenderingUnavailable(status.reason)
@@ -115,7 +126,20 @@ def require_rendering() -> str:
 
 
 def pyvista_for(*, off_screen: bool = True):
-    """Import PyVista configured for off-screen use (the probe has run first) or for a window."""
+    """Import PyVista configured for off-screen use (the probe has run first) or for a window.
+
+    Parameters
+    ----------
+    off_screen : bool, default True
+        Off-screen rendering: the probe's render window is set in
+        ``VTK_DEFAULT_OPENGL_WINDOW`` (:class:`RenderingUnavailable` when none works);
+        False restores the user's own setting for a desktop window.
+
+    Returns
+    -------
+    module
+        The ``pyvista`` module, with ``pyvista.OFF_SCREEN`` set to ``off_screen``.
+    """
     if off_screen:
         os.environ["VTK_DEFAULT_OPENGL_WINDOW"] = require_rendering()
     elif _USER_WINDOW is None:
@@ -129,7 +153,13 @@ def pyvista_for(*, off_screen: bool = True):
 
 
 def display_available() -> bool:
-    """Whether a desktop display seems to exist (X11 or Wayland on Linux; always on macOS/Windows)."""
+    """Whether a desktop display seems to exist (X11 or Wayland on Linux; always on macOS/Windows).
+
+    Returns
+    -------
+    bool
+        True on macOS and Windows, else whether ``DISPLAY`` or ``WAYLAND_DISPLAY`` is set.
+    """
     if sys.platform.startswith(("darwin", "win")):
         return True
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))

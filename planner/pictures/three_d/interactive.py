@@ -16,10 +16,23 @@ __all__ = ["interactive_plotter", "view", "scene_for_result"]
 
 
 def scene_for_result(result, *, grid_mm=(2.5, 2.5, 2.5)) -> Scene:
-    """The scene a :class:`planner.plan.PlanResult` was planned on, rebuilt (case, surgery, targets).
+    """The scene a :class:`planner.radiotherapy.plan.PlanResult` was planned on, rebuilt (case, surgery, targets).
 
     Uses ``result.scene`` when the result carries one. The rebuilt grid must match the
-    dose's shape, else a ValueError says to pass the planning grid."""
+    dose's shape, else a ValueError says to pass the planning grid.
+
+    Parameters
+    ----------
+    result : PlanResult
+        The plan (its case id, gap, protocol, regimen and dose shape).
+    grid_mm : tuple of float, default (2.5, 2.5, 2.5)
+        Voxel spacing (z, y, x) in mm the plan was made on (used only when rebuilding).
+
+    Returns
+    -------
+    Scene
+        The planned scene with its targets.
+    """
     scene = getattr(result, "scene", None)
     if scene is not None:
         return scene
@@ -57,7 +70,33 @@ def interactive_plotter(scene: Scene, *, dose_gy=None, prescription_gy=None, bea
     """A plotter with one check box per structure and per isodose level (click to hide/show).
 
     Returns ``(plotter, actors)``; :func:`view` shows it. Off-screen it is built the same way
-    (tests check the widgets)."""
+    (tests check the widgets).
+
+    Parameters
+    ----------
+    scene : Scene
+        The scene drawn (its default structures).
+    dose_gy : numpy.ndarray, optional
+        Dose (Gy) on the scene's grid; its isosurfaces at 100%, 80% and 50% of the reference
+        are drawn.
+    prescription_gy : float, optional
+        The isodoses' reference (Gy); default 90% of the maximum dose.
+    beams : BeamSet, list of Beam or list of float, optional
+        Beams drawn as arrows and fans (or gantry angles, deg).
+    off_screen : bool, default False
+        Build the plotter off-screen (needs working off-screen rendering).
+    window_size : tuple of int, default (1100, 800)
+        (width, height) in pixels.
+    title : str, optional
+        Title in the upper left corner.
+
+    Returns
+    -------
+    plotter : pyvista.Plotter
+        The plotter with its check-box widgets (not shown yet).
+    actors : dict
+        {mesh name: its VTK actor}.
+    """
     pv = pyvista_for(off_screen=off_screen)
     reference = _reference_gy(dose_gy, prescription_gy)
     levels = () if dose_gy is None else (reference, 0.8 * reference, 0.5 * reference)
@@ -98,6 +137,26 @@ def view(case_or_result, *, out_dir=None, grid_mm=(2.5, 2.5, 2.5), beams=None, w
     ``case_or_result`` is a case id or .toml path, a Scene or a PlanResult. With no display
     (or with ``write_png``) it says so through ``say`` and writes the posterior, lateral and
     axial PNGs to ``out_dir`` (default the current folder) instead, returning their paths.
+
+    Parameters
+    ----------
+    case_or_result : str, Scene or PlanResult
+        What to show: a case (id or path), a scene, or a plan (its scene and dose).
+    out_dir : str or os.PathLike, optional
+        Folder for the PNGs (default the current folder).
+    grid_mm : tuple of float, default (2.5, 2.5, 2.5)
+        Voxel spacing (z, y, x) in mm of a scene built from a case or rebuilt for a plan.
+    beams : BeamSet, list of Beam or list of float, optional
+        Beams drawn as arrows and fans (or gantry angles, deg).
+    write_png : bool, default False
+        Write the PNGs even when a display exists.
+    say : callable, default print
+        ``say(line)`` receives what is done.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The PNGs written; empty when the window was shown.
     """
     scene, dose_gy, prescription_gy, label = _inputs(case_or_result, grid_mm)
     title = f"spinesim {label}" + (f": {prescription_gy:g} Gy" if prescription_gy else "")

@@ -34,7 +34,18 @@ def _volume_surface(pv, block: np.ndarray, first_centre_mm, spacing_mm, level: f
 
 def default_structures(scene: Scene) -> list[str]:
     """The structures drawn by default: every vertebra (index level first), the sac, cord or
-    cauda, the lesion (bone part and epidural part), hardware and cement, oesophagus, aorta."""
+    cauda, the lesion (bone part and epidural part), hardware and cement, oesophagus.
+
+    Parameters
+    ----------
+    scene : Scene
+        The scene; only structures it has (non-empty) are named.
+
+    Returns
+    -------
+    list of str
+        Structure names in drawing order.
+    """
     index = f"vertebra_{scene.level}"
     vertebrae = sorted(name for name in scene.structures if name.startswith("vertebra_") and scene.has(name))
     names = ([index] if index in vertebrae else []) + [name for name in vertebrae if name != index]
@@ -50,13 +61,15 @@ def scene_meshes(scene: Scene, *, structures=None, dose_gy: np.ndarray | None = 
     Parameters
     ----------
     scene : Scene
+        The scene whose structures are contoured (occupancy 0.5).
     structures : sequence of str, optional
         Structure names (default :func:`default_structures`). Empty structures are left out.
     dose_gy : ndarray, optional
-        Dose on the scene's grid (z, y, x); with ``isodose_gy`` its isosurfaces are added
-        as ``isodose_<level>_gy`` (e.g. ``isodose_24_gy``).
+        Dose on the scene's grid (z, y, x); another shape raises ValueError. With
+        ``isodose_gy`` its isosurfaces are added as ``isodose_<level>_gy`` (e.g.
+        ``isodose_24_gy``).
     isodose_gy : sequence of float
-        Dose levels in Gy for the isosurfaces.
+        Dose levels in Gy for the isosurfaces; a level no voxel reaches is left out.
     smooth : bool
         Taubin smoothing (keeps volume; removes the voxel staircase).
 
@@ -115,9 +128,24 @@ def _as_beam_list(beams, scene: Scene):
 def beam_meshes(beams, scene: Scene, *, length_mm: float = 110.0) -> dict:
     """Beam directions as arrows towards the isocentre and fans (the field's width in the axial plane).
 
-    ``beams`` is a :class:`planner.beams.BeamSet`, a list of Beams, or gantry angles in
-    degrees (beams are then made on the PTV, or the GTV, with :func:`planner.beams.make_beams`).
-    Returns ``beam_<gantry>`` arrows and ``fan_<gantry>`` triangles (x, y, z mm).
+    ``beams`` is a :class:`planner.radiotherapy.beams.BeamSet`, a list of Beams, or gantry
+    angles in degrees (beams are then made on the PTV, or the GTV, with
+    :func:`planner.radiotherapy.beams.make_beams`).
+
+    Parameters
+    ----------
+    beams : BeamSet, list of Beam or list of float
+        The beams, or gantry angles (deg).
+    scene : Scene
+        The scene (its PTV or GTV places beams given as angles).
+    length_mm : float, default 110.0
+        Distance (mm) from the arrow's start to the isocentre; the fans start 1.35 times as
+        far out.
+
+    Returns
+    -------
+    dict of str to pyvista.PolyData
+        ``beam_<gantry>`` arrows and ``fan_<gantry>`` quadrilaterals, points (x, y, z) mm.
     """
     pv = _pyvista_meshes()
     out = {}

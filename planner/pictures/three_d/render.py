@@ -200,6 +200,7 @@ def render_3d(scene: Scene, *, dose_gy: np.ndarray | None = None, isodose_gy=Non
     Parameters
     ----------
     scene : Scene
+        The scene drawn.
     dose_gy : ndarray, optional
         Dose on the scene's grid.
     isodose_gy : sequence of float, optional
@@ -210,13 +211,22 @@ def render_3d(scene: Scene, *, dose_gy: np.ndarray | None = None, isodose_gy=Non
     beams : BeamSet, list of Beam or gantry angles (deg), optional
         Drawn as arrows and fans towards the isocentre.
     camera : {'posterior', 'lateral', 'axial'}
+        Camera preset (see the module docstring); another name raises ValueError.
     window_size : (width, height) in pixels
+        Size of the image, default (900, 700).
     structures : sequence of str, optional
         What to draw (default :func:`default_structures`).
     title : str, optional
+        Title in the upper left corner.
     zoom : float
         Camera zoom on top of the preset framing (> 1 comes closer).
     legend : bool
+        Draw the legend of structures and isodoses (upper right).
+
+    Returns
+    -------
+    numpy.ndarray
+        The RGB image, uint8, shape (height, width, 3).
 
     Raises
     ------
@@ -245,6 +255,24 @@ def render_views(scene: Scene, folder, *, stem: str = "view", cameras=CAMERAS, *
     """Render each camera preset to ``folder/<stem>_<camera>.png``; returns the paths.
 
     ``options`` go to :func:`render_3d` (dose_gy, prescription_gy, beams, window_size, ...).
+
+    Parameters
+    ----------
+    scene : Scene
+        The scene drawn.
+    folder : str or os.PathLike
+        Existing folder the PNGs are written to.
+    stem : str, default "view"
+        File-name stem.
+    cameras : sequence of str, default CAMERAS
+        Camera presets, each one of :data:`CAMERAS`.
+    **options : dict
+        Keyword arguments of :func:`render_3d`.
+
+    Returns
+    -------
+    list of pathlib.Path
+        One PNG per camera, in the order of ``cameras``.
     """
     folder = Path(folder)
     paths = []
@@ -255,7 +283,21 @@ def render_views(scene: Scene, folder, *, stem: str = "view", cameras=CAMERAS, *
 
 
 def save_png(image: np.ndarray, path) -> Path:
-    """Write an RGB(A) uint8 image (height, width, 3 or 4) to a PNG atomically; returns the path."""
+    """Write an RGB(A) uint8 image (height, width, 3 or 4) to a PNG atomically; returns the path.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        uint8 array of shape (height, width, 3) or (height, width, 4) (ValueError
+        otherwise).
+    path : str or os.PathLike
+        Output file ending in ``.png`` (ValueError otherwise), in an existing folder.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     from PIL import Image
 
     image = np.asarray(image)
