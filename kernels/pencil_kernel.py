@@ -14,10 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
+import scipy
 from scipy import fft
 
+from ._disk_cache import cached_arrays, fingerprint, package_fingerprint
 from .beam_model import BeamModel, load_beam_model
 
 __all__ = ["BeamletTable", "beamlet_table", "point_kernel_on_grid"]
@@ -128,10 +131,57 @@ def _broad_field_normalisation(model, table, depth_step_mm, lateral_step_mm, bea
     return smooth
 
 
+#: Bump when a cached table's meaning changes in a way its key cannot see (the file layout).
+TABLE_CACHE_VERSION = 1
+
+
+@lru_cache(maxsize=1)
+def _code_fingerprint() -> str:
+    # The table is the output of the engine (TERMA, collapsed cone, table lookup) and of the
+    # point kernel file: any edit to them, or another numpy/scipy/numba, is a new table.
+    import numba
+
+    code = package_fingerprint(Path(__file__).parent, data_files=("data/edk_water_mohan6.npz",))
+    return fingerprint(code, np.__version__, scipy.__version__, numba.__version__)
+
+
+def _table_key(model: BeamModel, *arguments) -> str:
+    """The disk-cache key of a beamlet table: the beam model's every array and number, the
+    arguments of :func:`_compute` (type and value), the code and data, and the version."""
+    return fingerprint("beamlet_table", TABLE_CACHE_VERSION, model, arguments, _code_fingerprint())
+
+
 @lru_cache(maxsize=4)
 def beamlet_table(beamlet_mm: float = 5.0, *, lateral_step_mm: float = 1.25, depth_step_mm: float = 2.5,
                   half_width_mm: float = 50.0, depth_mm: float = 300.0) -> BeamletTable:
-    """The beamlet table for the commissioned beam (computed once per process)."""
+    """The beamlet table for the commissioned beam.
+
+    It takes seconds to compute, so it is computed once per machine: kept in memory for the
+    process and on disk across processes (:mod:`kernels._disk_cache`, next to numba's cache),
+    under a key of every input; the table read back is bit-identical to the computed one.
+
+    Parameters
+    ----------
+    beamlet_mm : float
+        Side of the square beamlet at the isocentre plane, 1..20 mm.
+    lateral_step_mm, depth_step_mm : float
+        Sampling of the table across and along the beam.
+    half_width_mm, depth_mm : float
+        Lateral reach of the table either side of the axis, and its depth.
+
+    Returns
+    -------
+    BeamletTable
+        Dose per unit fluence of one beamlet in water, parallel beam.
+    """
     if not 1.0 <= beamlet_mm <= 20.0:
         raise ValueError(f"beamlet_mm must be in 1..20 mm, got {beamlet_mm}")
-    return _compute(load_beam_model(), float(beamlet_mm), lateral_step_mm, depth_step_mm, half_width_mm, depth_mm)
+    model = load_beam_model()
+    arguments = (float(beamlet_mm), lateral_step_mm, depth_step_mm, half_width_mm, depth_mm)
+
+    def compute():
+        table = _compute(model, *arguments)
+        return {"table": table.table, "normalisation": table.normalisation}
+
+    arrays = cached_arrays("beamlet_table", _table_key(model, *arguments), compute, ("table", "normalisation"))
+    return BeamletTable(arrays["table"], depth_step_mm, lateral_step_mm, float(beamlet_mm), arrays["normalisation"])

@@ -28,7 +28,10 @@ defaults when a file leaves them out:
 from __future__ import annotations
 
 import math
+import threading
 import tomllib
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -42,12 +45,14 @@ from .phantom import default_grid, render_phantom
 from .scene import Scene
 
 __all__ = ["Case", "CaseError", "load_case", "parse_case", "list_cases", "case_path", "build_scene", "grow",
-           "HISTOLOGIES", "DEFAULT_CASE", "KPS_FROM_ECOG", "VISCERAL_STATUS", "prognostic_defaults"]
+           "HISTOLOGIES", "DEFAULT_CASE", "FRANKEL", "AMBULATORY_FRANKEL", "KPS_FROM_ECOG", "VISCERAL_STATUS", "prognostic_defaults"]
 
 DEFAULT_CASE = "t10_rcc_escc2"
 HISTOLOGIES = tuple(load_data("histology")["histology"])
 NEUROLOGY = ("intact", "radiculopathy", "myelopathy", "cauda_equina_syndrome", "paraplegia")
-FRANKEL = ("A", "B", "C", "D", "E")
+FRANKEL = tuple(load_data("performance_status")["frankel"]["grades"])
+#: Frankel grades that walk (D useful motor function, E normal; performance_status.toml).
+AMBULATORY_FRANKEL = tuple(load_data("performance_status")["frankel"]["ambulatory"]["value"])
 PAIN = ("mechanical", "occasional", "none")
 ALIGNMENT = ("normal", "de_novo_deformity", "subluxation")
 SYSTEMIC = ("none", "limited", "extensive")
@@ -60,8 +65,8 @@ KPS_FROM_ECOG = {int(ecog): int(kps) for ecog, kps in load_data("performance_sta
                  if ecog.isdigit()}
 PROGNOSIS_INPUTS = ("kps", "extraspinal_bone_metastases", "vertebral_metastases", "visceral_metastases_status")
 POSTEROLATERAL = ("none", "unilateral", "bilateral")
-#: Lowest level whose canal holds only cauda equina (the conus ends at L1, saifuddin1998_conus).
-FIRST_CAUDA_LEVEL = "L2"
+#: Highest level whose canal holds only cauda equina (anatomy.toml [conus], saifuddin1998_conus).
+FIRST_CAUDA_LEVEL = str(load_data("anatomy")["conus"]["first_cauda_level"]["value"])
 
 
 class CaseError(ValueError):
@@ -250,7 +255,7 @@ def parse_case(data: dict, *, where: str = "<case>") -> Case:
                "(use cauda_equina_syndrome or radiculopathy)")
     if clean["neurology"] == "cauda_equina_syndrome" and not cauda_level:
         c.fail("patient.neurology", "cauda_equina_syndrome", f"a cord level ({level}) cannot give a cauda equina syndrome")
-    if clean["frankel"] in ("A", "B", "C") and clean["ambulatory"]:
+    if clean["frankel"] not in AMBULATORY_FRANKEL and clean["ambulatory"]:
         c.fail("patient.ambulatory", True, f"false for Frankel {clean['frankel']} (no useful motor function in the legs)")
     if clean["frankel"] == "E" and clean["neurology"] in ("myelopathy", "paraplegia", "cauda_equina_syndrome"):
         c.fail("patient.frankel", "E", f"A-D with neurology '{clean['neurology']}' (Frankel E means no deficit)")
@@ -302,23 +307,112 @@ def load_case(name_or_path: str | Path) -> Case:
     return parse_case(data, where=str(path))
 
 
+class _Memo:
+    """A small least-recently-used store of immutable results, safe across threads."""
+
+    def __init__(self, maxsize: int):
+        self.maxsize = maxsize
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.maxsize:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+# One planning run builds the same scene several times (scorecard, gap study, timeline) and
+# grows it by the same delays; a scene is immutable, so each is rendered once per process.
+# The bounds keep a few fine scenes (~30 MB each at 2.5 x 1.25 x 1.25 mm).
+_SCENES = _Memo(maxsize=4)
+_GROWN = _Memo(maxsize=6)
+#: What each memoised scene was made from (a key of _SCENES or _GROWN), so that grow can
+#: look up by derivation rather than by an object id that may be reused.
+_DERIVATION: "weakref.WeakKeyDictionary[Scene, tuple]" = weakref.WeakKeyDictionary()
+_DERIVATION_LOCK = threading.Lock()
+
+
+def _typed(value) -> tuple:
+    # 2 and 2.0 hash alike but need not render alike (a float supersample is an error).
+    return type(value).__name__, value
+
+
+def _scene_key(case: Case, spacing_mm, supersample, neighbours) -> tuple | None:
+    """The memo key of a build (None when the inputs are not plain values: no memo)."""
+    try:
+        spacing = tuple(float(v) for v in spacing_mm)
+        # repr, not hash: a Case holds dicts; repr shows every field, floats exactly.
+        key = ("built", repr(case), spacing, _typed(supersample), _typed(neighbours))
+        hash(key)
+    except (TypeError, ValueError):
+        return None
+    return key
+
+
+def _remember(memo: _Memo, key: tuple, scene: Scene) -> None:
+    memo.put(key, scene)
+    with _DERIVATION_LOCK:
+        _DERIVATION[scene] = key
+
+
 def build_scene(case: Case | str, *, spacing_mm=(2.5, 1.25, 1.25), supersample: int = 4, neighbours: int = 1) -> Scene:
     """The scene of a case: its level's phantom with the lesion built to the case's ESCC grade.
+
+    Scenes are immutable, so a repeated call with an equal case and equal arguments returns
+    the scene built before (a few recent ones are kept per process).
+
+    Parameters
+    ----------
+    case : Case or str
+        The case, or a packaged case id or case file path (:func:`load_case`).
+    spacing_mm : tuple of float
+        Voxel size (z, y, x) of the scene's grid.
+    supersample : int
+        Sub-points per axis of the partial-volume rasterisation at surfaces.
+    neighbours : int
+        Vertebrae modelled above and below the index level.
+
+    Returns
+    -------
+    Scene
+        The rendered phantom with the case's clinical attributes.
 
     Examples
     --------
     >>> scene = build_scene("t10_rcc_escc2", spacing_mm=(5.0, 2.5, 2.5), supersample=2)
     >>> scene.level, scene.clinical["histology"]
     ('T10', 'renal_cell')
+    >>> build_scene("t10_rcc_escc2", spacing_mm=(5.0, 2.5, 2.5), supersample=2) is scene
+    True
     """
     if isinstance(case, str):
         case = load_case(case)
+    key = _scene_key(case, spacing_mm, supersample, neighbours)
+    scene = _SCENES.get(key) if key is not None else None
+    if scene is not None:
+        return scene
     anatomy = build_anatomy(case.level, neighbours=neighbours)
     lesion = replace(case.lesion, epidural_reach_mm=reach_for_grade(anatomy, case.lesion.requested_grade))
     grid = default_grid(anatomy, spacing_mm)
     clinical = dict(case.patient, case_id=case.id, title=case.title, requested_escc_grade=case.lesion.requested_grade)
-    return render_phantom(anatomy, grid, lesion, supersample=supersample, clinical=clinical,
-                          history=(f"built from case {case.id}",))
+    scene = render_phantom(anatomy, grid, lesion, supersample=supersample, clinical=clinical,
+                           history=(f"built from case {case.id}",))
+    if key is not None:
+        _remember(_SCENES, key, scene)
+    return scene
 
 
 def doubling_time_days(histology: str) -> float:
@@ -337,6 +431,22 @@ def grow(scene: Scene, weeks: float, *, supersample: int = 4) -> Scene:
     The lesion's volume doubles every doubling time; the scene is rebuilt on the same grid
     (so it can be compared voxel by voxel) and its ESCC grade may rise. Only untreated
     phantom scenes can grow (procedures would have to be replayed on the grown tumour).
+    Growing a scene of :func:`build_scene` (or of ``grow``) again by the same weeks returns
+    the scene grown before.
+
+    Parameters
+    ----------
+    scene : Scene
+        An untreated phantom scene with a lesion.
+    weeks : float
+        Time without treatment, 0..520 weeks.
+    supersample : int
+        Sub-points per axis of the partial-volume rasterisation at surfaces.
+
+    Returns
+    -------
+    Scene
+        The scene with the grown lesion, on the same grid.
     """
     if not (isinstance(weeks, (int, float)) and math.isfinite(weeks) and 0 <= weeks <= 520):
         raise ValueError(f"weeks must be in 0..520, got {weeks!r}")
@@ -347,6 +457,21 @@ def grow(scene: Scene, weeks: float, *, supersample: int = 4) -> Scene:
     histology = scene.clinical.get("histology")
     days = 7.0 * weeks
     factor = 2.0 ** (days / doubling_time_days(histology))
+    with _DERIVATION_LOCK:
+        parent = _DERIVATION.get(scene)
+    key = None
+    if parent is not None:
+        key = ("grown", parent, _typed(weeks), _typed(supersample))
+        try:
+            hash(key)
+        except TypeError:
+            key = None
+    result = _GROWN.get(key) if key is not None else None
+    if result is not None:
+        return result
     lesion = grown(scene.lesion, volume_factor=factor, anatomy=scene.anatomy)
-    return render_phantom(scene.anatomy, scene.grid, lesion, supersample=supersample, clinical=dict(scene.clinical),
-                          history=scene.history + (f"grown {weeks:g} weeks (volume x{factor:.2f})",))
+    result = render_phantom(scene.anatomy, scene.grid, lesion, supersample=supersample, clinical=dict(scene.clinical),
+                            history=scene.history + (f"grown {weeks:g} weeks (volume x{factor:.2f})",))
+    if key is not None:
+        _remember(_GROWN, key, result)
+    return result

@@ -112,7 +112,8 @@ class EllipticCylinder(Shape):
         z0, z1 = self.z_range_mm
         p = self.exponent
         inside = np.abs((y - cy) / ry) ** p + np.abs((x - cx) / rx) ** p <= 1.0
-        return inside & (z >= z0) & (z <= z1)
+        # The z test first: on a rasterising block it is a column, so one full-size pass.
+        return inside & ((z >= z0) & (z <= z1))
 
     @property
     def bounds_mm(self):
@@ -204,15 +205,97 @@ class Rod(Shape):
         return Rod(tuple(start), tuple(end), radii)
 
 
+# ---------------------------------------------------------------------------------------
+# A part of a composite solid is evaluated only at the points inside its bounding box: a
+# screw or a process covers a few percent of the block of the solid it belongs to, and
+# nothing outside its box can be inside it, so the result is the same, bit for bit.
+
+def _padded(bounds) -> tuple[np.ndarray, np.ndarray]:
+    """``bounds`` widened by far more than float64 rounding of the solid's own arithmetic
+    (which could put a point exactly on the box inside the solid) and far less than a voxel."""
+    bounds = np.asarray(bounds, dtype=float)
+    pad = 1e-6 * (1.0 + float(np.max(np.abs(bounds))))
+    return bounds[0] - pad, bounds[1] + pad
+
+
+def _grid_axes(arrays, ndim: int):
+    """The one axis each coordinate array varies along (None: it is constant), or None when
+    the arrays are not separable (two of them vary along one axis, or one along several)."""
+    axes = []
+    for array in arrays:
+        varying = [k for k, n in enumerate(array.shape) if n > 1]
+        if len(varying) > 1:
+            return None
+        axes.append(varying[0] + ndim - array.ndim if varying else None)
+    used = [a for a in axes if a is not None]
+    return axes if len(used) == len(set(used)) else None
+
+
+def _within(bounds, z, y, x):
+    """Where, among broadcast points (z, y, x), a solid with bounding box ``bounds`` may
+    contain points.
+
+    Parameters
+    ----------
+    bounds : array_like, shape (2, 3)
+        Lowest and highest (z, y, x) of the solid, mm.
+    z, y, x : array_like
+        Broadcastable coordinates, mm.
+
+    Returns
+    -------
+    index : tuple of slice, ndarray of bool, or None
+        Indexes an array of the points' broadcast shape; None when no point is within.
+        Separable coordinates (the axes ``(nz, 1, 1)``, ``(1, ny, 1)``, ``(1, 1, nx)`` of
+        :func:`rasterize`) give slices of a sub-block, other points a boolean mask.
+    coords : tuple of ndarray
+        The coordinates at ``index``, to hand to ``contains``.
+    """
+    arrays = [np.asarray(c) for c in (z, y, x)]
+    ndim = max(a.ndim for a in arrays)
+    low, high = _padded(bounds)
+    axes = _grid_axes(arrays, ndim)
+    if axes is not None:
+        index = [slice(None)] * ndim
+        for array, axis, lo, hi in zip(arrays, axes, low, high):
+            values = array.reshape(-1)
+            hit = np.flatnonzero((values >= lo) & (values <= hi))
+            if hit.size == 0:
+                return None, ()
+            if axis is not None:
+                index[axis] = slice(int(hit[0]), int(hit[-1]) + 1)
+        coords = []
+        for array in arrays:
+            full = array.reshape((1,) * (ndim - array.ndim) + array.shape)
+            coords.append(full[tuple(sl if n > 1 else slice(None) for sl, n in zip(index, full.shape))])
+        return tuple(index), tuple(coords)
+    points = np.broadcast_arrays(*arrays)
+    inside = np.ones(points[0].shape, dtype=bool)
+    for values, lo, hi in zip(points, low, high):
+        inside &= (values >= lo) & (values <= hi)
+    if not inside.any():
+        return None, ()
+    if inside.all():
+        return (Ellipsis,), tuple(arrays)
+    return inside, tuple(values[inside] for values in points)
+
+
+def _broadcast_shape(*coords) -> tuple:
+    return np.broadcast_shapes(*(np.shape(c) for c in coords))
+
+
 @dataclass(frozen=True)
 class Union(Shape):
     parts: tuple
 
     def contains(self, z, y, x):
-        out = None
+        out = np.zeros(_broadcast_shape(z, y, x), dtype=bool)
         for part in self.parts:
-            inside = part.contains(z, y, x)
-            out = inside if out is None else (out | inside)
+            if isinstance(part, Empty):
+                continue
+            index, coords = _within(part.bounds_mm, z, y, x)
+            if index is not None:
+                out[index] |= part.contains(*coords)
         return out
 
     @property
@@ -235,7 +318,11 @@ class Intersection(Shape):
     b: Shape
 
     def contains(self, z, y, x):
-        return self.a.contains(z, y, x) & self.b.contains(z, y, x)
+        out = np.zeros(_broadcast_shape(z, y, x), dtype=bool)
+        index, coords = _within(self.bounds_mm, z, y, x)
+        if index is not None:
+            out[index] = self.a.contains(*coords) & self.b.contains(*coords)
+        return out
 
     @property
     def bounds_mm(self):
@@ -252,7 +339,18 @@ class Difference(Shape):
     b: Shape
 
     def contains(self, z, y, x):
-        return self.a.contains(z, y, x) & ~self.b.contains(z, y, x)
+        out = np.zeros(_broadcast_shape(z, y, x), dtype=bool)
+        index, coords = _within(self.a.bounds_mm, z, y, x)
+        if index is None:
+            return out
+        inside = np.broadcast_to(self.a.contains(*coords), _broadcast_shape(*coords)).copy()
+        if inside.any() and not isinstance(self.b, Empty):
+            # Outside its own box b removes nothing.
+            cut, cut_coords = _within(self.b.bounds_mm, *coords)
+            if cut is not None:
+                inside[cut] &= ~self.b.contains(*cut_coords)
+        out[index] = inside
+        return out
 
     @property
     def bounds_mm(self):
@@ -286,7 +384,7 @@ class Tube(Shape):
         cy = np.interp(z, self.z_mm, self.centre_y_mm)
         cx = np.interp(z, self.z_mm, self.centre_x_mm)
         z0, z1 = self.z_range_mm
-        return (((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2 <= 1.0) & (z >= z0) & (z <= z1)
+        return (((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2 <= 1.0) & ((z >= z0) & (z <= z1))
 
     @property
     def bounds_mm(self):
@@ -374,16 +472,22 @@ def empty_mask(grid: Grid) -> Mask:
 
 def mask_from_full(grid: Grid, occupancy: np.ndarray) -> Mask:
     """Crop a full-grid occupancy array to its non-zero block."""
-    occupancy = np.clip(np.asarray(occupancy, dtype=np.float32), 0.0, 1.0)
+    occupancy = np.asarray(occupancy, dtype=np.float32)
     if occupancy.shape != grid.shape:
         raise ValueError(f"occupancy shape {occupancy.shape} does not match grid {grid.shape}")
+    return _cropped_mask(grid, (0, 0, 0), occupancy)
+
+
+def _cropped_mask(grid: Grid, offset, occupancy: np.ndarray) -> Mask:
+    """The Mask of the non-zero part of ``occupancy``, a block of ``grid`` at ``offset``."""
+    occupancy = np.clip(occupancy, 0.0, 1.0)
     nonzero = np.nonzero(occupancy > 0)
     if nonzero[0].size == 0:
         return empty_mask(grid)
     low = [int(a.min()) for a in nonzero]
     high = [int(a.max()) + 1 for a in nonzero]
     block = tuple(slice(a, b) for a, b in zip(low, high))
-    return Mask(grid, tuple(low), occupancy[block].copy())
+    return Mask(grid, tuple(o + a for o, a in zip(offset, low)), occupancy[block].copy())
 
 
 _NEIGHBOURS = ndimage.generate_binary_structure(3, 3)
@@ -433,7 +537,7 @@ def rasterize(shape: Shape, grid: Grid, *, supersample: int = 4, thin: bool = Fa
     # difference (a shell between two close surfaces) may fall between voxel centres.
     boundary = np.zeros(block_shape, dtype=bool)
     for leaf in (_leaves(shape) if thin else [shape]):
-        leaf_inside = np.broadcast_to(leaf.contains(z, y, x), block_shape)
+        leaf_inside = inside if leaf is shape else np.broadcast_to(leaf.contains(z, y, x), block_shape)
         boundary |= ndimage.binary_dilation(leaf_inside, _NEIGHBOURS) & ~ndimage.binary_erosion(leaf_inside, _NEIGHBOURS, border_value=0)
     k, j, i = np.nonzero(boundary)
     if k.size:
@@ -446,6 +550,5 @@ def rasterize(shape: Shape, grid: Grid, *, supersample: int = 4, thin: bool = Fa
             py = y.ravel()[jj][:, None] + oy[None, :] * spacing[1]
             px = x.ravel()[ii][:, None] + ox[None, :] * spacing[2]
             occupancy[kk, jj, ii] = shape.contains(pz, py, px).mean(axis=1)
-    full = np.zeros(grid.shape, dtype=np.float32)
-    full[slices] = occupancy
-    return mask_from_full(grid, full)
+    # The block holds every non-zero voxel: cropping it gives what the whole grid would.
+    return _cropped_mask(grid, tuple(s.start for s in slices), occupancy)

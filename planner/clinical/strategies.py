@@ -124,11 +124,8 @@ class Strategy:
     regimen: Regimen | None = None
     technique: str | None = None
     systemic_therapy: str | None = None
-    short_label: str = ""  # for charts and tables; the label when not given
 
     def __post_init__(self):
-        if not self.short_label:
-            object.__setattr__(self, "short_label", self.label)
         if not self.key or not self.key.replace("_", "").isalnum():
             raise ValueError(f"strategy key must be letters, digits and underscores, got {self.key!r}")
         if any(not isinstance(p, Procedure) for p in self.procedures):
@@ -267,8 +264,7 @@ def standard_strategies(case: Case | str, *, sins_total: int | None = None, mech
         procedures = tuple(Procedure(p["name"], _option(p.get("option"), menu)) for p in entry.get("procedures", ()))
         regimen = Regimen(float(entry["dose_gy"]), int(entry["fractions"])) if "technique" in entry else None
         strategies.append(Strategy(entry["key"], entry["label"], procedures, regimen, entry.get("technique"),
-                                   systemic if entry["systemic_if_radiosensitive"] else None,
-                                   short_label=entry["short_label"]))
+                                   systemic if entry["systemic_if_radiosensitive"] else None))
     return strategies
 
 

@@ -190,7 +190,53 @@ def test_growth_needs_a_published_doubling_time():
 
 
 def test_growth_is_deterministic():
+    from scenes import cases
+
     scene = case_scene("t10_rcc_escc2")
-    a, b = grow(scene, 6), grow(scene, 6)
-    assert a.fingerprint() == b.fingerprint()
+    a = grow(scene, 6)
+    cases._GROWN.clear()  # render again rather than return the memoised scene
+    b = grow(scene, 6)
+    assert a is not b and a.fingerprint() == b.fingerprint()
     assert np.array_equal(a.grid.shape, scene.grid.shape)
+
+
+def test_scenes_are_memoised_by_their_inputs():
+    """Equal builds and growths return the scene made before, which equals a fresh render;
+    any changed input (case, grid, supersampling, weeks) builds anew. Memoised scenes are
+    read-only throughout."""
+    from dataclasses import replace
+
+    from scenes import cases
+
+    coarse = dict(spacing_mm=(5.0, 2.5, 2.5), supersample=2)
+    scene = cases.build_scene("t10_rcc_escc2", **coarse)
+    assert cases.build_scene(load_case("t10_rcc_escc2"), **coarse) is scene
+    assert cases.build_scene("t10_rcc_escc2", spacing_mm=np.array([5.0, 2.5, 2.5]), supersample=2) is scene
+    other = [cases.build_scene("t10_rcc_escc2", spacing_mm=(5.0, 2.5, 5.0), supersample=2),
+             cases.build_scene("t10_rcc_escc2", spacing_mm=(5.0, 2.5, 2.5), supersample=1),
+             cases.build_scene(replace(load_case("t10_rcc_escc2"), id="t10_other"), **coarse)]
+    assert all(o is not scene for o in other)
+    grown = grow(scene, 4)
+    assert grow(scene, 4) is grown and grow(scene, 4.5) is not grown
+    assert grow(grown, 4) is grow(grown, 4)
+    cases._SCENES.clear()
+    cases._GROWN.clear()
+    fresh = cases.build_scene("t10_rcc_escc2", **coarse)
+    assert fresh is not scene and fresh.fingerprint() == scene.fingerprint()
+    assert grow(fresh, 4) is not grown and grow(fresh, 4).fingerprint() == grown.fingerprint()
+    for array in (scene.labels, scene.density_g_cc, scene.electron_density,
+                  *(mask.occupancy for mask in scene.structures.values())):
+        assert not array.flags.writeable
+    with pytest.raises(TypeError):
+        scene.structures["spinal_cord"] = None
+
+
+def test_scene_memo_is_bounded():
+    from scenes.cases import _Memo
+
+    memo = _Memo(maxsize=2)
+    for key in "abc":
+        memo.put(key, key.upper())
+    assert memo.get("a") is None and memo.get("b") == "B"
+    memo.put("d", "D")  # "b" was used last, so "c" goes
+    assert memo.get("c") is None and memo.get("b") == "B" and memo.get("d") == "D"

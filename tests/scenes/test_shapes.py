@@ -69,3 +69,82 @@ def test_mask_is_read_only_and_cropped(rng):
     assert np.array_equal(mask.full(), full)
     with pytest.raises(ValueError):
         mask.occupancy[0, 0, 0] = 1.0
+
+
+def _naive_contains(shape, z, y, x):
+    """Every part evaluated at every point, the plain set algebra the cropped one must equal."""
+    from scenes.shapes import Difference, Empty, Intersection, Union
+
+    if isinstance(shape, Union):
+        out = np.zeros(np.broadcast_shapes(np.shape(z), np.shape(y), np.shape(x)), bool)
+        for part in shape.parts:
+            out = out | _naive_contains(part, z, y, x)
+        return out
+    if isinstance(shape, Intersection):
+        return _naive_contains(shape.a, z, y, x) & _naive_contains(shape.b, z, y, x)
+    if isinstance(shape, Difference):
+        return _naive_contains(shape.a, z, y, x) & ~_naive_contains(shape.b, z, y, x)
+    if isinstance(shape, Empty):
+        return np.zeros(np.broadcast_shapes(np.shape(z), np.shape(y), np.shape(x)), bool)
+    return shape.contains(z, y, x)
+
+
+def _random_primitive(rng):
+    from scenes.shapes import Empty
+
+    kind = rng.integers(6)
+    centre = rng.uniform(-8, 8, 3)
+    radii = rng.uniform(0.5, 6, 3)
+    if kind == 0:
+        return Ellipsoid(tuple(centre), tuple(radii))
+    if kind == 1:
+        return EllipticCylinder(tuple(centre[1:]), tuple(radii[1:]), (centre[0] - radii[0], centre[0] + radii[0]),
+                                float(rng.choice([2.0, 3.5])))
+    if kind == 2:
+        return Box(tuple(centre - radii), tuple(centre + radii))
+    if kind == 3:
+        return Rod(tuple(centre), tuple(centre + rng.uniform(-8, 8, 3)), tuple(radii[:2]))
+    if kind == 4:
+        z = np.sort(rng.uniform(-10, 10, 3))
+        return Tube(tuple(z), tuple(rng.uniform(1, 4, 3)), tuple(rng.uniform(1, 4, 3)), tuple(rng.uniform(-3, 3, 3)),
+                    tuple(rng.uniform(-3, 3, 3)), (z[0] - 1, z[-1] + 1))
+    return Empty()
+
+
+def _random_solid(rng, depth=3):
+    if depth == 0 or rng.random() < 0.3:
+        return _random_primitive(rng)
+    a, b = _random_solid(rng, depth - 1), _random_solid(rng, depth - 1)
+    op = rng.integers(3)
+    return (a | b | _random_solid(rng, depth - 1)) if op == 0 else (a & b) if op == 1 else (a - b)
+
+
+def test_composite_solids_equal_plain_set_algebra(rng):
+    """Composites evaluate each part only inside its box; at grid axes (the rasteriser's
+    broadcast), at scattered points and at points exactly on the boxes' faces the result is
+    the plain algebra's, bit for bit."""
+    grid = Grid((24, 26, 28), (0.9, 0.8, 0.7), (-10.4, -10.0, -9.45))
+    z, y, x = grid.centres_mm()
+    for _ in range(40):
+        solid = _random_solid(rng)
+        assert np.array_equal(np.broadcast_to(solid.contains(z, y, x), grid.shape),
+                              np.broadcast_to(_naive_contains(solid, z, y, x), grid.shape))
+        points = rng.uniform(-12, 12, (3, 500, 8))
+        # Most coordinates of half the points on some part's bounding faces, where the crop decides.
+        bounds = np.stack([np.asarray(p.bounds_mm, float) for p in _parts(solid)])
+        face = bounds[rng.integers(len(bounds), size=(500, 4)), rng.integers(2, size=(500, 4))]
+        for axis in range(3):
+            points[axis, :, :4] = np.where(rng.random((500, 4)) < 0.8, face[..., axis], points[axis, :, :4])
+        assert np.array_equal(solid.contains(*points), _naive_contains(solid, *points))
+        assert np.array_equal(solid.contains(*points[:, :, 0]), _naive_contains(solid, *points[:, :, 0]))
+        assert solid.contains(*points[:, 0, 0]) == _naive_contains(solid, *points[:, 0, 0])
+
+
+def _parts(shape):
+    from scenes.shapes import Difference, Intersection, Union
+
+    if isinstance(shape, Union):
+        return [shape] + [leaf for part in shape.parts for leaf in _parts(part)]
+    if isinstance(shape, (Intersection, Difference)):
+        return [shape] + _parts(shape.a) + _parts(shape.b)
+    return [shape]
