@@ -23,6 +23,12 @@ defaults when a file leaves them out:
   agree (false exactly when the status is "none").
 
 ``patient["prognosis_defaults"]`` names those of the four that the file left to the default.
+
+Optional ``[lesion]`` geometry: ``collapse_pct`` (0..90, default 0) is the loss of the index
+body's height at its anterior wall, where a wedge collapse loses most; ``kyphosis_deg``
+(degrees, default 0, at most ``max_kyphosis_deg`` of anatomy.toml [collapse]) is a kyphosis
+added at the level beyond the collapsed body's own wedge, and needs ``patient.alignment``
+other than "normal" (it is a de novo deformity). See :func:`scenes.anatomy.build_anatomy`.
 """
 
 from __future__ import annotations
@@ -38,14 +44,16 @@ from pathlib import Path
 from typing import Any
 
 from ._data import load_data, value_of
-from .anatomy import build_anatomy
-from .lesions import ESCC_GRADES, KINDS, SIDES, SITES, Lesion, grown, posterolateral_of, reach_for_grade
+from .anatomy import build_anatomy, collapse_limits
+from .escc import GradeNotReachable, fit_reach
+from .lesions import ESCC_GRADES, KINDS, SIDES, SITES, Lesion, grown, posterolateral_of
 from .morphometry import PHANTOM_LEVELS, level_index
 from .phantom import default_grid, render_phantom
 from .scene import Scene
 
 __all__ = ["Case", "CaseError", "load_case", "parse_case", "list_cases", "case_path", "build_scene", "grow",
-           "HISTOLOGIES", "DEFAULT_CASE", "FRANKEL", "AMBULATORY_FRANKEL", "KPS_FROM_ECOG", "VISCERAL_STATUS", "prognostic_defaults"]
+           "growth_factor", "HISTOLOGIES", "DEFAULT_CASE", "FRANKEL", "AMBULATORY_FRANKEL", "KPS_FROM_ECOG",
+           "VISCERAL_STATUS", "prognostic_defaults"]
 
 DEFAULT_CASE = "t10_rcc_escc2"
 HISTOLOGIES = tuple(load_data("histology")["histology"])
@@ -87,6 +95,7 @@ class Case:
     expected_sins: int | None = None
     source_file: str = ""
     extra: dict = field(default_factory=dict)
+    kyphosis_deg: float = 0.0
 
     @property
     def histology(self) -> str:
@@ -189,9 +198,9 @@ def parse_case(data: dict, *, where: str = "<case>") -> Case:
     patient = c.table(data["patient"], "patient", {"histology", "ecog", "neurology", "frankel", "ambulatory"},
                       {"deficit_duration_hours", "systemic_disease", "visceral_metastases", "pain", "alignment",
                        "prior_radiotherapy", "age_years", "kps", "extraspinal_bone_metastases", "vertebral_metastases",
-                       "visceral_metastases_status"})
+                       "visceral_metastases_status", "expected_survival_months"})
     lesion = c.table(data["lesion"], "lesion", {"sites", "kind", "escc_grade"},
-                     {"body_fraction", "epidural_side", "paraspinal_mm", "collapse_pct", "posterolateral"})
+                     {"body_fraction", "epidural_side", "paraspinal_mm", "collapse_pct", "posterolateral", "kyphosis_deg"})
     case_id = c.text(case, "case", "id")
     if not case_id.replace("_", "").isalnum() or case_id.lower() != case_id:
         c.fail("case.id", case_id, "lower-case letters, digits and underscores")
@@ -216,6 +225,10 @@ def parse_case(data: dict, *, where: str = "<case>") -> Case:
         "alignment": c.choice(patient, "patient", "alignment", ALIGNMENT, default="normal"),
         "age_years": c.number(patient, "patient", "age_years", 18, 110, default=60),
         "prior_radiotherapy": None,
+        # Optional: an expected survival the revised Tokuhashi band does not see (e.g. an
+        # effective targeted therapy); default None = the band's median survival.
+        "expected_survival_months": (c.number(patient, "patient", "expected_survival_months", 0.5, 240)
+                                     if "expected_survival_months" in patient else None),
     }
     clean.update(_prognostic_inputs(c, patient, clean["ecog"]))
     prior = patient.get("prior_radiotherapy")
@@ -238,6 +251,7 @@ def parse_case(data: dict, *, where: str = "<case>") -> Case:
     side = c.choice(lesion, "lesion", "epidural_side", SIDES, default="midline")
     paraspinal = c.number(lesion, "lesion", "paraspinal_mm", 0, 40, default=0)
     collapse = c.number(lesion, "lesion", "collapse_pct", 0, 90, default=0)
+    kyphosis = c.number(lesion, "lesion", "kyphosis_deg", 0, collapse_limits()["max_kyphosis_deg"], default=0)
     posterolateral = c.choice(lesion, "lesion", "posterolateral", POSTEROLATERAL, default=posterolateral_of(sites))
 
     # Combinations that cannot exist.
@@ -246,6 +260,9 @@ def parse_case(data: dict, *, where: str = "<case>") -> Case:
                f"'{posterolateral_of(sites)}' for sites {sites} (pedicles/posterior elements decide it)")
     if collapse > 0 and "body" not in sites:
         c.fail("lesion.collapse_pct", collapse, "0 unless 'body' is among lesion.sites (only a diseased body collapses)")
+    if kyphosis > 0 and clean["alignment"] == "normal":
+        c.fail("lesion.kyphosis_deg", kyphosis, "0 unless patient.alignment is 'de_novo_deformity' or 'subluxation' "
+               "(a kyphosis beyond the collapsed body's wedge is a deformity of the alignment)")
     if paraspinal > 0 and "body" not in sites:
         c.fail("lesion.paraspinal_mm", paraspinal, "0 unless 'body' is among lesion.sites")
     cauda_level = level_index(level) >= level_index(FIRST_CAUDA_LEVEL)
@@ -266,7 +283,8 @@ def parse_case(data: dict, *, where: str = "<case>") -> Case:
                    paraspinal_mm=float(paraspinal), collapse_pct=float(collapse), requested_grade=grade)
     return Case(id=case_id, title=c.text(case, "case", "title"), level=level,
                 description=str(case.get("description", "")), patient=clean, lesion=model,
-                teaching_scenario=scenario, expected_sins=expected_sins, source_file=where)
+                teaching_scenario=scenario, expected_sins=expected_sins, source_file=where,
+                kyphosis_deg=float(kyphosis))
 
 
 def case_path(name: str) -> Path | None:
@@ -371,6 +389,9 @@ def _remember(memo: _Memo, key: tuple, scene: Scene) -> None:
 def build_scene(case: Case | str, *, spacing_mm=(2.5, 1.25, 1.25), supersample: int = 4, neighbours: int = 1) -> Scene:
     """The scene of a case: its level's phantom with the lesion built to the case's ESCC grade.
 
+    The epidural part's reach is the one at which the lesion *measures* the requested grade
+    on the default planning grid (:func:`scenes.escc.fit_reach`: the construction's first
+    try, then a search of the grade's band), so the scene shows the grade it was asked for.
     Scenes are immutable, so a repeated call with an equal case and equal arguments returns
     the scene built before (a few recent ones are kept per process).
 
@@ -390,6 +411,12 @@ def build_scene(case: Case | str, *, spacing_mm=(2.5, 1.25, 1.25), supersample: 
     Scene
         The rendered phantom with the case's clinical attributes.
 
+    Raises
+    ------
+    CaseError
+        When the requested grade cannot be built at the case's level for its sites and side;
+        the message names the grades that can.
+
     Examples
     --------
     >>> scene = build_scene("t10_rcc_escc2", spacing_mm=(5.0, 2.5, 2.5), supersample=2)
@@ -404,8 +431,14 @@ def build_scene(case: Case | str, *, spacing_mm=(2.5, 1.25, 1.25), supersample: 
     scene = _SCENES.get(key) if key is not None else None
     if scene is not None:
         return scene
-    anatomy = build_anatomy(case.level, neighbours=neighbours)
-    lesion = replace(case.lesion, epidural_reach_mm=reach_for_grade(anatomy, case.lesion.requested_grade))
+    anatomy = build_anatomy(case.level, neighbours=neighbours, collapse_pct=case.lesion.collapse_pct,
+                            kyphosis_deg=case.kyphosis_deg)
+    try:
+        reach = fit_reach(anatomy, case.lesion, case.lesion.requested_grade)
+    except GradeNotReachable as error:
+        raise CaseError(f"{case.source_file or case.id}: field 'lesion.escc_grade' = "
+                        f"{case.lesion.requested_grade!r} cannot be built: {error}") from None
+    lesion = replace(case.lesion, epidural_reach_mm=reach)
     grid = default_grid(anatomy, spacing_mm)
     clinical = dict(case.patient, case_id=case.id, title=case.title, requested_escc_grade=case.lesion.requested_grade)
     scene = render_phantom(anatomy, grid, lesion, supersample=supersample, clinical=clinical,
@@ -425,11 +458,39 @@ def doubling_time_days(histology: str) -> float:
     return value_of(entry["doubling_time_days"])
 
 
+def growth_factor(histology: str, weeks: float) -> float:
+    """How many times a lesion's volume multiplies in ``weeks`` at the histology's doubling time.
+
+    Parameters
+    ----------
+    histology : str
+        A histology with a published doubling time (histology.toml).
+    weeks : float
+        Time without treatment, 0..520 weeks.
+
+    Returns
+    -------
+    float
+        The volume factor (1 at 0 weeks).
+
+    Examples
+    --------
+    >>> round(growth_factor("renal_cell", 0), 3), growth_factor("renal_cell", 26) > 2
+    (1.0, True)
+    """
+    if not (isinstance(weeks, (int, float)) and math.isfinite(weeks) and 0 <= weeks <= 520):
+        raise ValueError(f"weeks must be in 0..520, got {weeks!r}")
+    return 2.0 ** (7.0 * weeks / doubling_time_days(histology))
+
+
 def grow(scene: Scene, weeks: float, *, supersample: int = 4) -> Scene:
     """The scene after ``weeks`` of untreated growth at the histology's doubling time.
 
     The lesion's volume doubles every doubling time; the scene is rebuilt on the same grid
-    (so it can be compared voxel by voxel) and its ESCC grade may rise. Only untreated
+    (so it can be compared voxel by voxel) and its ESCC grade may rise. The epidural part
+    grows by mass effect (:mod:`scenes.mass_effect`): it pushes, indents and flattens the
+    sac and the cord, which keep a positive area everywhere, so the measured grade never
+    falls as the weeks pass. Only untreated
     phantom scenes can grow (procedures would have to be replayed on the grown tumour).
     Growing a scene of :func:`build_scene` (or of ``grow``) again by the same weeks returns
     the scene grown before.
@@ -454,9 +515,7 @@ def grow(scene: Scene, weeks: float, *, supersample: int = 4) -> Scene:
         raise ValueError("grow needs a phantom scene with a lesion (built by build_scene)")
     if any(not h.startswith("built from") and not h.startswith("grown") for h in scene.history):
         raise ValueError("grow applies to untreated scenes; apply procedures after growing")
-    histology = scene.clinical.get("histology")
-    days = 7.0 * weeks
-    factor = 2.0 ** (days / doubling_time_days(histology))
+    factor = growth_factor(scene.clinical.get("histology"), weeks)
     with _DERIVATION_LOCK:
         parent = _DERIVATION.get(scene)
     key = None

@@ -1,24 +1,31 @@
 """Lesion models: intraosseous disease, epidural extension, paraspinal extension, collapse.
 
-The epidural part is built from one continuous number, its *reach*: how far (mm) its
-posterior front has advanced into the canal from the canal's anterior edge, at the index
-level's mid-height. The tissues yield in order, following the geometric reading of the ESCC
-(Bilsky) grades in the project reference (``scores.escc_bilsky.phantom_geometry_rules``):
+Bone disease stays in bone (it is clipped to the outside of the spinal canal); whatever lies
+inside the canal is epidural. The epidural part is built from one continuous number, its
+*reach*: how far (mm) its front has advanced into the canal from the wall it grows from (the
+posterior body wall for a diseased body or pedicle, the laminae for posterior elements alone;
+:func:`scenes.mass_effect.approach_of`), at the index level's mid-height. The canal contents
+yield to it by mass effect (:mod:`scenes.mass_effect`): the sac and the cord are pushed,
+indented and flattened, never replaced, in the order of the ESCC (Bilsky) grades read
+geometrically (``scores.escc_bilsky.phantom_geometry_rules`` of the project reference):
 
 ==========  ===========================================================================
-band        construction (e = posterior epidural fat depth, c = anterior CSF depth,
-            a = cord/cauda AP diameter; the front is measured from the canal's edge)
+band        the front lies between (:func:`scenes.mass_effect.compression_bands`)
 ==========  ===========================================================================
-1a          front < 0.6 e: the epidural fat yields, sac and cord are pushed back intact
-1b          front < 0.6 e + c: the sac is indented, CSF still between tumour and cord
-1c          ... + 0.25 a: tumour abuts and hugs the cord, cord shape intact
-2           ... + 0.6 a: cord indented (compressed), CSF left around it
-3           beyond: cord indented and the CSF around it obliterated by tumour
+1a          0 and ``indent``: the epidural fat yields, the sac is pushed away intact
+1b          ``indent`` and ``touch``: the sac is indented, CSF still in front of the cord
+1c          ``touch`` and ``flatten``: tumour abuts the cord and pushes it, shape intact
+2           ``flatten`` and ``crush``: the cord is flattened (area kept), CSF around it
+3           ``crush`` and ``most``: the cord loses area and no CSF is left around it
 ==========  ===========================================================================
 
-:func:`reach_for_grade` picks the reach in the middle of a grade's band, so a requested
-grade is built; growth (:func:`grown`) scales the reach, and the grade is then *measured*
-(:func:`scenes.escc.measure_escc_grade`), never assumed.
+:func:`grade_band` narrows each band to where the ESCC measurement's own thresholds hold
+(e.g. 1c ends once the cord's AP/RL ratio has fallen by what counts as compressed), and says
+when a grade has no room at all. :func:`reach_for_grade` picks a reach inside a grade's band; :func:`scenes.escc.fit_reach`
+checks it by measuring (:func:`scenes.escc.measure_escc_grade`) and searches the band until
+the measured grade agrees. Growth (:func:`grown`) scales the reach; the grade is then
+*measured*, never assumed, and it never falls because every stage of the yield only
+advances with the front.
 """
 
 from __future__ import annotations
@@ -26,23 +33,24 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from .anatomy import Anatomy
 import numpy as np
 
-from .shapes import Box, Ellipsoid, Empty, Shape, Tube, Union
+from ._data import load_data, value_of
+from .anatomy import Anatomy
+from .mass_effect import HEIGHT_FRACTION, approach_of, compress, compression_bands, front_where
+from .shapes import Box, Ellipsoid, Empty, Shape, Union
 
-__all__ = ["Lesion", "LesionGeometry", "ESCC_GRADES", "SITES", "KINDS", "reach_for_grade",
-           "lesion_geometry", "posterolateral_of", "grown"]
+__all__ = ["Lesion", "LesionGeometry", "ESCC_GRADES", "SITES", "KINDS", "SIDES", "reach_for_grade", "grade_band",
+           "lesion_geometry", "posterolateral_of", "grown", "approach_of"]
 
 ESCC_GRADES = ("0", "1a", "1b", "1c", "2", "3")
 SITES = ("body", "pedicle_left", "pedicle_right", "posterior")
 KINDS = ("lytic", "blastic", "mixed")
 SIDES = ("midline", "left", "right")
 
-# Where in its band a requested grade is built.
-_BAND_TARGET = {"1a": ("fat", 0.8), "1b": ("csf", 0.70), "1c": ("cord", 0.12), "2": ("cord", 0.42), "3": ("cord", 0.80)}
-#: Fraction of the posterior epidural fat the sac may be pushed into before it deforms.
-FAT_YIELD = 0.6
+#: The thresholds the ESCC measurement reads grades by (escc.toml [measurement]): the
+#: construction aims between them, so that the first reach tried usually measures right.
+_MEASURE = {name: value_of(entry) for name, entry in load_data("escc")["measurement"].items()}
 
 
 @dataclass(frozen=True)
@@ -58,7 +66,8 @@ class Lesion:
     body_fraction : float
         Fraction (0..1] of the vertebral body's volume replaced by tumour (when ``"body"``).
     epidural_reach_mm : float
-        Depth of the epidural front into the canal from its anterior edge; 0 = none.
+        Depth of the epidural front into the canal from the wall it grows from (the anterior
+        wall unless only posterior elements are diseased, then the posterior one); 0 = none.
     epidural_side : str
         ``"midline"``, ``"left"`` or ``"right"``: where the epidural mass is centred.
     paraspinal_mm : float
@@ -113,6 +122,8 @@ class LesionGeometry:
     body: Shape  # the index vertebral body after any collapse
     body_core: Shape
     csf_obliterated: bool
+    approach: str = "ventral"  # the canal wall the epidural part grows from
+    front_mm: float = 0.0  # how far it reaches (the lesion's reach, stopped at the crushed cord)
 
 
 def posterolateral_of(sites) -> str:
@@ -125,25 +136,65 @@ def posterolateral_of(sites) -> str:
     return "none"
 
 
-def _neural_geometry(anatomy: Anatomy) -> dict:
-    """Canal, sac and neural fronts at the index level's mid-height, and the band limits."""
-    profile = anatomy.neural_profile(0.0)
-    canal, sac, neural = profile["canal"], profile["sac"], profile["neural"]
-    canal_front = canal["centre_y_mm"] - canal["radius_y_mm"]
-    sac_front = sac["centre_y_mm"] - sac["radius_y_mm"]
-    neural_front = neural["centre_y_mm"] - neural["radius_y_mm"]
-    fat = (canal["centre_y_mm"] + canal["radius_y_mm"]) - (sac["centre_y_mm"] + sac["radius_y_mm"])
-    shift = FAT_YIELD * max(fat, 0.0)
-    csf = neural_front - sac_front
-    neural_ap = 2 * neural["radius_y_mm"]
-    base = sac_front - canal_front + shift  # reach at which the displaced sac starts to deform
-    return {"canal": canal, "canal_front": canal_front, "shift": shift, "csf": csf, "neural_ap": neural_ap,
-            "limits": {"1a": base, "1b": base + csf, "1c": base + csf + 0.25 * neural_ap,
-                       "2": base + csf + 0.6 * neural_ap}}
+def grade_band(anatomy: Anatomy, grade: str, *, approach: str = "ventral", side: str = "midline") -> tuple | None:
+    """(low, first try, high): the reaches (mm) between which ``grade`` is built by construction,
+    or None when the construction cannot build it at all.
+
+    The grade's band of the yield (:func:`scenes.mass_effect.compression_bands`) is narrowed
+    to where the measurement's thresholds (``escc.toml`` [measurement]) are met: for 1b the
+    sac has lost the area that counts as deformed while the tumour is still farther from the
+    cord than the contact distance; for 1c the tumour touches the cord and its AP/RL ratio has
+    fallen by less than what counts as compressed; for 2 by more, short of the crush; 1a is
+    tried in the deeper half of its band, where the tumour shows on a coarse grid too. When
+    that band is empty the grade cannot be built (e.g. 1b from behind where the cauda equina
+    lies against the dorsal dura: the sac cannot deform without the roots being touched).
+    Within it the first try is the middle of the part where the thresholds are met twice
+    over (or of the band itself when that part is empty).
+
+    Examples
+    --------
+    >>> from scenes.anatomy import build_anatomy
+    >>> low, first, high = grade_band(build_anatomy("T10"), "2")
+    >>> low < first < high
+    True
+    >>> grade_band(build_anatomy("L3"), "1b", approach="dorsal") is None
+    True
+    """
+    if grade not in ESCC_GRADES:
+        raise ValueError(f"ESCC grade must be one of {ESCC_GRADES}, got {grade!r}")
+    if grade == "0":
+        return 0.0, 0.0, 0.0
+    bands = compression_bands(anatomy, approach, side)
+
+    def where(**condition) -> float:
+        return front_where(anatomy, approach=approach, side=side, **condition)
+
+    sac_loss, contact, neural_loss = (_MEASURE[k] for k in ("sac_loss", "contact_mm", "neural_loss"))
+    if grade == "1a":  # (clearly: deep enough to be seen on a coarse grid as well)
+        band = (0.0, min(bands["indent"], where(sac_area_loss=sac_loss)))
+        clear = (band[1] / 2, band[1])
+    elif grade == "1b":
+        band = (where(sac_area_loss=sac_loss), where(gap_mm=contact))
+        clear = (where(sac_area_loss=2 * sac_loss), where(gap_mm=2 * contact))
+    elif grade == "1c":
+        band = (bands["touch"], where(ratio_loss=neural_loss))
+        clear = (bands["touch"], where(ratio_loss=neural_loss / 2))
+    elif grade == "2":
+        band = (where(ratio_loss=neural_loss), bands["crush"])
+        clear = (min(where(ratio_loss=2 * neural_loss), bands["crush"]), bands["crush"])
+    else:
+        band = clear = (bands["crush"], bands["most"])
+    if band[1] <= band[0]:
+        return None
+    low, high = clear if clear[1] > clear[0] else band
+    return float(band[0]), float((low + high) / 2), float(band[1])
 
 
-def reach_for_grade(anatomy: Anatomy, grade: str) -> float:
-    """Epidural reach (mm from the canal's front) that builds ``grade`` in this anatomy.
+def reach_for_grade(anatomy: Anatomy, grade: str, *, approach: str = "ventral", side: str = "midline") -> float:
+    """Epidural reach (mm from the canal wall the mass grows from) that builds ``grade``.
+
+    The first try of :func:`grade_band`; :func:`scenes.escc.fit_reach` checks it by
+    measuring and moves it within the band when the measurement disagrees.
 
     Examples
     --------
@@ -154,45 +205,11 @@ def reach_for_grade(anatomy: Anatomy, grade: str) -> float:
     >>> reach_for_grade(anatomy, "1b") < reach_for_grade(anatomy, "2")
     True
     """
-    if grade not in ESCC_GRADES:
-        raise ValueError(f"ESCC grade must be one of {ESCC_GRADES}, got {grade!r}")
-    if grade == "0":
-        return 0.0
-    g = _neural_geometry(anatomy)
-    base, fraction = _BAND_TARGET[grade]
-    start = {"fat": 0.0, "csf": g["limits"]["1a"], "cord": g["limits"]["1b"]}[base]
-    scale = {"fat": g["limits"]["1a"], "csf": g["csf"], "cord": g["neural_ap"]}[base]
-    return float(start + fraction * scale)
-
-
-def _band(anatomy: Anatomy, reach: float) -> str:
-    if reach <= 0:
-        return "0"
-    limits = _neural_geometry(anatomy)["limits"]
-    for grade in ("1a", "1b", "1c", "2"):
-        if reach < limits[grade]:
-            return grade
-    return "3"
-
-
-def _displaced(shape: Shape, z_centre: float, half_extent: float, shift: float) -> Shape:
-    """A z-tube pushed posteriorly by ``shift`` at ``z_centre``, tapering to 0 at +-half_extent."""
-    if not isinstance(shape, Tube) or shift == 0:
-        return shape
-    z = np.asarray(shape.z_mm, float)
-    keep = np.abs(z - z_centre) >= half_extent
-    new_z = np.concatenate([z[keep], [z_centre - half_extent, z_centre, z_centre + half_extent]])
-    order = np.argsort(new_z)
-    new_z = new_z[order]
-
-    def at(values, offset=0.0):
-        values = np.asarray(values, float)
-        extra = [np.interp(z_centre - half_extent, z, values), np.interp(z_centre, z, values) + offset,
-                 np.interp(z_centre + half_extent, z, values)]
-        return tuple(np.concatenate([values[keep], extra])[order])
-
-    return Tube(tuple(new_z), at(shape.radii_y_mm), at(shape.radii_x_mm), at(shape.centre_y_mm, shift),
-                at(shape.centre_x_mm), shape.z_range_mm)
+    band = grade_band(anatomy, grade, approach=approach, side=side)
+    if band is None:
+        raise ValueError(f"ESCC {grade} cannot be built at {anatomy.level} with {approach} epidural extension "
+                         f"({side}): see grade_band")
+    return band[1]
 
 
 def _body_tumour(index, body: Shape, fraction: float) -> Shape:
@@ -247,46 +264,18 @@ def lesion_geometry(anatomy: Anatomy, lesion: Lesion) -> LesionGeometry:
         parts.append(index.pedicle_right | index.transverse_right)
     if "posterior" in lesion.sites:
         parts.append(index.lamina | index.spinous)
-    bone = Union(tuple(parts)) if parts else Empty()
-
-    sac, cord, cauda = anatomy.sac, anatomy.cord, anatomy.cauda
-    epidural: Shape = Empty()
-    obliterated = False
-    if lesion.epidural_reach_mm > 0:
-        g = _neural_geometry(anatomy)
-        canal, canal_front = g["canal"], g["canal_front"]
-        reach = lesion.epidural_reach_mm
-        band = _band(anatomy, reach)
-        offset = {"midline": 0.0, "left": 0.35, "right": -0.35}[lesion.epidural_side] * canal["radius_x_mm"]
-        mass = Ellipsoid((index.z_centre_mm, canal_front, offset), (0.45 * height, reach, 0.9 * canal["radius_x_mm"]))
-        in_canal = mass & anatomy.canal
-        # The epidural fat yields first: sac and its contents move back, shape intact.
-        shift = min(reach, g["shift"])
-        sac, cord, cauda = (_displaced(t, index.z_centre_mm, height, shift) for t in (sac, cord, cauda))
-        # Cord above the conus, cauda below it: whichever is at this height yields alike.
-        neural = cord | cauda
-        if band == "1a":
-            epidural = in_canal - sac
-        elif band in ("1b", "1c"):
-            epidural = in_canal - neural
-            sac = sac - mass
-        else:
-            epidural = in_canal
-            displaced_sac = sac
-            sac = sac - mass
-            cord, cauda = cord - mass, cauda - mass
-            if band == "3":
-                slab = Box((index.z_centre_mm - 0.3 * height, -1e3, -1e3), (index.z_centre_mm + 0.3 * height, 1e3, 1e3))
-                remaining = cord | cauda
-                epidural = epidural | ((displaced_sac & slab) - remaining)
-                sac = (sac - slab) | (remaining & slab)
-                obliterated = True
+    # Bone disease stays in bone: what lies inside the canal is epidural.
+    bone = Union(tuple(parts)) - anatomy.canal if parts else Empty()
+    approach = approach_of(lesion.sites)
+    squeezed = compress(anatomy, lesion.epidural_reach_mm, approach=approach, side=lesion.epidural_side)
     paraspinal: Shape = Empty()
     if lesion.paraspinal_mm > 0:
         side = -1.0 if lesion.epidural_side == "right" else 1.0
         centre = (index.z_centre_mm, index.body_centre_y_mm, side * d.body_width_mm / 2)
-        paraspinal = Ellipsoid(centre, (0.45 * height, lesion.paraspinal_mm + d.body_depth_mm / 4, lesion.paraspinal_mm)) - body
-    return LesionGeometry(bone, epidural, paraspinal, sac, cord, cauda, body, core, obliterated)
+        radii = (HEIGHT_FRACTION * height, lesion.paraspinal_mm + d.body_depth_mm / 4, lesion.paraspinal_mm)
+        paraspinal = Ellipsoid(centre, radii) - body - anatomy.canal
+    return LesionGeometry(bone, squeezed.epidural, paraspinal, squeezed.sac, squeezed.cord, squeezed.cauda, body, core,
+                          squeezed.csf_obliterated, approach, squeezed.front_mm)
 
 
 def grown(lesion: Lesion, *, volume_factor: float, anatomy: Anatomy) -> Lesion:

@@ -1,13 +1,13 @@
 """Render an Anatomy (plus a lesion) onto a voxel grid as a Scene.
 
-Materials are painted in a fixed order (body outline, lungs, organs, bone, discs, canal
-contents, lesion) with partial-volume mixing at boundaries; every named structure is
+Materials are painted in a fixed order (body outline, organs, airway, lungs, bone, discs,
+canal contents, lesion) with partial-volume mixing at boundaries; every named structure is
 rasterised with fractional occupancy (see :func:`scenes.shapes.rasterize`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -18,9 +18,13 @@ from .materials import label_of
 from .scene import Scene, paint
 from .shapes import Empty, Mask, Shape, Union, mask_from_full, rasterize
 
-__all__ = ["default_grid", "render_phantom", "build_phantom", "PhantomRecipe", "LESION_MATERIAL"]
+__all__ = ["default_grid", "render_phantom", "build_phantom", "PhantomRecipe", "LESION_MATERIAL", "AIRWAY"]
 
 LESION_MATERIAL = {"lytic": "lytic_lesion", "blastic": "blastic_lesion", "mixed": "mixed_lesion"}
+#: Parts of the air column (scenes/organs.py), painted as air inside the body.
+AIRWAY = ("larynx", "trachea", "bronchus_left", "bronchus_right")
+#: Sub-points per axis at most at the lungs' surface (see render_phantom).
+LUNG_SUPERSAMPLE = 2
 #: Air kept around the body outline so beams enter from air.
 OUTLINE_MARGIN_MM = 5.0
 
@@ -54,6 +58,17 @@ def default_grid(anatomy: Anatomy, spacing_mm=(2.5, 1.25, 1.25)) -> Grid:
     return Grid(tuple(shape), tuple(spacing), tuple(origin))
 
 
+def _collapsed(anatomy: Anatomy, lesion: Lesion | None) -> Anatomy:
+    """The anatomy with the lesion's collapse: built collapsed if it is not yet."""
+    if lesion is None or lesion.collapse_pct <= 0 or anatomy.collapse_pct == lesion.collapse_pct:
+        return anatomy
+    if anatomy.collapse_pct > 0:
+        raise ValueError(f"the anatomy is collapsed by {anatomy.collapse_pct:g}% but the lesion asks for "
+                         f"{lesion.collapse_pct:g}%: build the anatomy with the lesion's collapse_pct")
+    return build_anatomy(anatomy.level, neighbours=anatomy.neighbours, collapse_pct=lesion.collapse_pct,
+                         kyphosis_deg=anatomy.kyphosis_deg)
+
+
 def render_phantom(anatomy: Anatomy, grid: Grid, lesion: Lesion | None = None, *, supersample: int = 4,
                    clinical=None, history=()) -> Scene:
     """Paint ``anatomy`` (and ``lesion``) on ``grid`` and return the Scene."""
@@ -66,30 +81,40 @@ def render_phantom(anatomy: Anatomy, grid: Grid, lesion: Lesion | None = None, *
     density[:] = air.density_g_cc
     electron[:] = air.relative_electron_density
     structures: dict[str, Mask] = {}
-    cache: dict[Shape, Mask] = {}
+    cache: dict[tuple, Mask] = {}
 
-    def raster(shape: Shape) -> Mask:
+    def raster(shape: Shape, sub: int) -> Mask:
         # Solids are frozen dataclasses: equal solids share one rasterisation.
-        if shape not in cache:
-            cache[shape] = rasterize(shape, grid, supersample=supersample)
-        return cache[shape]
+        if (shape, sub) not in cache:
+            cache[shape, sub] = rasterize(shape, grid, supersample=sub)
+        return cache[shape, sub]
 
-    def add(name: str, shape: Shape, material_name: str | None = None, within: str | None = None) -> Mask:
-        mask = raster(shape)
+    def add(name: str, shape: Shape, material_name: str | None = None, within: str | None = None,
+            sub: int | None = None) -> Mask:
+        mask = raster(shape, supersample if sub is None else sub)
         if name:
             structures[name] = mask
         if material_name:
             paint(labels, density, electron, mask, material_name, within=within)
         return mask
 
-    geometry = lesion_geometry(anatomy, lesion) if lesion is not None else None
+    anatomy = _collapsed(anatomy, lesion)
+    # The anatomy carries the collapse (a wedge with the column above resting on it): the
+    # lesion's solids are built on that body, so the lesion itself collapses nothing more.
+    geometry = lesion_geometry(anatomy, replace(lesion, collapse_pct=0.0)) if lesion is not None else None
     add("body_outline", anatomy.outline, "soft_tissue")
-    for name in ("lung_left", "lung_right"):
-        if name in anatomy.organs:
-            add(name, anatomy.organs[name], "lung")
-    for name in ("esophagus", "aorta", "kidney_left", "kidney_right", "bowel"):
+    for name in ("esophagus", "aorta", "heart", "kidney_left", "kidney_right", "bowel"):
         if name in anatomy.organs:
             add(name, anatomy.organs[name], "soft_tissue")
+    for name in AIRWAY:  # the air column inside the body
+        if name in anatomy.organs:
+            add(name, anatomy.organs[name], "air")
+    for name in ("lung_left", "lung_right"):
+        # Large smooth solids bounded by many others: 2 sub-points per axis at their surface
+        # change a lung's volume by < 0.5% and cost a tenth of the default. Painted after
+        # the organs they touch, so a voxel wholly in a lung is lung whatever its neighbours.
+        if name in anatomy.organs:
+            add(name, anatomy.organs[name], "lung", sub=min(supersample, LUNG_SUPERSAMPLE))
     for vertebra in anatomy.vertebrae:
         is_index = vertebra.level == anatomy.level
         body = geometry.body if (is_index and geometry) else vertebra.body
@@ -111,10 +136,6 @@ def render_phantom(anatomy: Anatomy, grid: Grid, lesion: Lesion | None = None, *
     cord = geometry.cord if geometry else anatomy.cord
     cauda = geometry.cauda if geometry else anatomy.cauda
     add("thecal_sac", sac, "csf")
-    if not isinstance(cord, Empty):
-        add("spinal_cord", cord, "neural_tissue")
-    if not isinstance(cauda, Empty):
-        add("cauda_equina", cauda, "neural_tissue")
     if geometry is not None:
         kind = LESION_MATERIAL[lesion.kind]
         bone = add("lesion_bone", geometry.bone, kind) if not isinstance(geometry.bone, Empty) else None
@@ -128,6 +149,12 @@ def render_phantom(anatomy: Anatomy, grid: Grid, lesion: Lesion | None = None, *
             for part in parts:
                 total[part.slices] += part.occupancy
             structures["gtv"] = mask_from_full(grid, np.minimum(total, 1.0))
+    # The cord and the cauda last: the tumour displaces them (lesions.lesion_geometry) and
+    # never takes their share of a voxel.
+    if not isinstance(cord, Empty):
+        add("spinal_cord", cord, "neural_tissue")
+    if not isinstance(cauda, Empty):
+        add("cauda_equina", cauda, "neural_tissue")
     return Scene(grid, labels, density, electron, structures, level=anatomy.level, lesion=lesion,
                  clinical=dict(clinical or {}), anatomy=anatomy, history=tuple(history))
 

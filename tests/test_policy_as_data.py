@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: timeline; constraints, metrics, radiobiology, plans and beams; cases and ESCC measurement.
 CLINICAL_MODULES = (
     *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "planner/clinical").glob("*.py")),
-    "planner/radiotherapy/beams.py", "planner/radiotherapy/constraints.py", "planner/radiotherapy/metrics.py",
+    "planner/radiotherapy/achievable.py", "planner/radiotherapy/beams.py", "planner/radiotherapy/constraints.py",
+    "planner/radiotherapy/metrics.py",
     "planner/radiotherapy/plan.py", "planner/radiotherapy/radiobiology.py", "planner/radiotherapy/session.py",
     "scenes/cases.py", "scenes/escc.py",
 )

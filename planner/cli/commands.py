@@ -34,10 +34,13 @@ GAP_MAX_MM = 10.0  # scenes.surgery.separation_surgery: gap in (0, 10] mm; 0 her
 WEEKS_MAX = 520.0  # scenes.cases.grow, compare_strategies, timeline: 0..520 weeks
 WEIGHT_MAX = 100.0  # planner.clinical.scorecard: each weight 0..100
 WEIGHT_KEYS = ("local_control", "walking", "pain", "myelopathy", "fracture", "complications", "wound", "time",
-               "hospital")  # planner.clinical.scorecard.DEFAULT_WEIGHTS (every default above 0)
+               "hospital", "retreatment")  # planner.clinical.scorecard.DEFAULT_WEIGHTS (every default above 0)
 ARRANGEMENTS = ("sbrt_fan", "arc", "pa", "ap_pa")  # planner.radiotherapy.beams.ARRANGEMENTS
 BEAMLET_MM = (2.5, 5.0, 10.0)  # planner.radiotherapy.beams.make_beams
 VIEW_PROTOCOL = "hytec"  # plan_case's default protocol, which `spinesim view --dose` plans with
+# planner.radiotherapy.plan.GAP_RESOLVING_GRID_MM (objectives.toml [gap_resolution]): the plan
+# command's grid, 1.25 mm in-plane so that 1 mm steps of --gap-mm change the plan.
+PLAN_GRID_MM = (2.5, 1.25, 1.25)
 PICTURE_SUFFIXES = (".png", ".svg", ".pdf")
 
 
@@ -74,7 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--protocol", default="hytec", help="constraint protocol (hytec, tg101, rtog0631, quantec)")
     plan.add_argument("--engine", choices=("superposition", "pencil"), default="superposition",
                       help="final dose engine (pencil is faster, less accurate in bone and lung)")
-    plan.add_argument("--spacing-mm", type=_spacing, default=(2.5, 2.5, 2.5), help="planning grid z,y,x in mm")
+    plan.add_argument("--spacing-mm", type=_spacing, default=PLAN_GRID_MM,
+                      help="planning grid z,y,x in mm (default 2.5,1.25,1.25: resolves 1 mm steps of --gap-mm; "
+                           "2.5 is about 5x faster but cannot tell a 1 mm from a 2 mm gap)")
     plan.add_argument("--beams", choices=ARRANGEMENTS, default="sbrt_fan", help="sbrt_fan (9 beams), arc, pa or ap_pa")
     plan.add_argument("--beamlet-mm", type=float, choices=BEAMLET_MM, default=5.0,
                       help="beamlet size at the isocentre: 5 (default), 2.5 or 10")
@@ -326,7 +331,7 @@ def _plan(args, out) -> int:
     import time
 
     from planner.radiotherapy.constraints import format_table
-    from planner.radiotherapy.plan import Regimen, plan_case
+    from planner.radiotherapy.plan import Regimen, describe_binding, plan_case
 
     regimen = Regimen(args.dose, args.fractions)
     start = time.perf_counter()
@@ -338,9 +343,13 @@ def _plan(args, out) -> int:
                        grid_mm=args.spacing_mm, arrangement=args.beams, beamlet_mm=args.beamlet_mm, progress=progress)
     print(format_table(result.constraints), file=out)
     gtv = result.metrics.get("gtv", {})
-    print(f"prescription {regimen.dose_gy:g} Gy / {regimen.fractions} fx; maximum achievable (GTV Dmin at the "
-          f"hard cord limits, escalated) {result.achievable_prescription_gy:.1f} Gy; PTV coverage {100 * result.coverage_achieved:.0f}%; "
-          f"GTV D95 {gtv.get('D95%', float('nan')):.1f} Gy", file=out)
+    print(f"prescription {regimen.dose_gy:g} Gy / {regimen.fractions} fx; maximum achievable (GTV Dmin with every "
+          f"organ limit and the escalation bound kept, escalated) {result.achievable_prescription_gy:.1f} Gy; "
+          f"PTV coverage {100 * result.coverage_achieved:.0f}%; GTV D95 {gtv.get('D95%', float('nan')):.1f} Gy", file=out)
+    print(f"binding limit: {describe_binding(result.achievable_binding)}", file=out)
+    organs = [entry for entry in result.achievable_limits if entry["kind"] == "organ limit"]
+    if result.achievable_binding.get("kind") == "escalation bound" and organs:
+        print(f"organ headroom: {describe_binding(organs[0])} alone would allow {organs[0]['figure_gy']:.1f} Gy", file=out)
     for note in result.notes:
         print(f"note: {note}", file=out)
     if args.json:
@@ -354,12 +363,12 @@ def _compare(args, out) -> int:
     from scenes.cases import load_case
 
     from planner.clinical.scorecard import compare_strategies
-    from planner.clinical.strategies import standard_strategies
+    from planner.clinical.menu import standard_strategies
 
     case = load_case(args.case)
     menu = None
     if args.strategies:
-        everything = {s.key: s for s in standard_strategies(case, sins_total=18, mechanical_pain=True)}
+        everything = {s.key: s for s in standard_strategies(case)}  # the whole menu, ungated
         # Every key is on the menu (checked); some are offered only to some cases.
         unavailable = [key for key in args.strategies if key not in everything]
         if unavailable:
@@ -399,12 +408,19 @@ def _demo(args, out) -> int:
                       three_d=not args.no_3d)
     colour = is_terminal(out)
     print(result.card.table(colour=colour), file=out)
-    gaps, achievable, rx = result.gap_study
+    gaps, achievable, rx, *rest = result.gap_study
+    bindings = rest[0] if rest else [None] * len(gaps)
     print("maximum achievable prescription (Gy, 2 fractions) by separation gap: "
-          + ", ".join(f"{g:g} mm {a:.1f}" for g, a in zip(gaps, achievable)), file=out)
+          + ", ".join(f"{g:g} mm {a:.1f}" + (f" ({_binding_short(b)})" if b else "")
+                      for g, a, b in zip(gaps, achievable, bindings)), file=out)
     print(result.timeline.summary(), file=out)
     print(f"report: {result.report}  ({result.seconds['total']:.0f} s)", file=out)
     return 0
+
+
+def _binding_short(binding: dict) -> str:
+    """'thecal_sac Dmax' or 'escalation bound': which limit binds, for one-line summaries."""
+    return "escalation bound" if binding["kind"] == "escalation bound" else f"{binding['structure']} {binding['metric']}"
 
 
 def _view(args, out) -> int:

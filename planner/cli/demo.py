@@ -20,7 +20,8 @@ __all__ = ["run_demo", "DemoResult", "DEMO_GAPS_MM", "DEMO_WEEKS"]
 #: Separation gaps of the demo's gap study (mm) and the delays of its timeline (weeks).
 DEMO_GAPS_MM = (0.0, 1.0, 2.0, 3.0)
 DEMO_WEEKS = (0, 4, 8, 12)
-#: The gap study's grid: 1.25 mm in-plane resolves 1 mm steps of the gap.
+#: The gap study's grid: 1.25 mm in-plane resolves 1 mm steps of the gap (the plan command's
+#: grid, planner.radiotherapy.plan.GAP_RESOLVING_GRID_MM; a test holds them equal).
 GAP_STUDY_GRID_MM = (2.5, 1.25, 1.25)
 
 
@@ -34,19 +35,23 @@ class DemoResult:
 
 
 def gap_study(case, *, regimen, gaps_mm=DEMO_GAPS_MM, grid_mm=GAP_STUDY_GRID_MM) -> tuple:
-    """(gaps_mm, achievable_gy, prescription_gy): the maximum achievable prescription per gap,
-    by the escalation search of :mod:`planner.plan` on one influence matrix (planner.session).
+    """(gaps_mm, achievable_gy, prescription_gy, bindings): the maximum achievable prescription
+    per gap, by the escalation search of :mod:`planner.radiotherapy.plan` on one influence
+    matrix (planner.radiotherapy.session), and the limit that binds it at each gap (a dict:
+    kind, structure, metric, limit_gy, source; see planner.radiotherapy.achievable).
 
     The grid is finer in-plane than the planning grid: on 2.5 mm voxels a 1 mm and a 2 mm
     gap remove the same voxels."""
     from planner.radiotherapy.session import Session
 
     session = Session(case, regimen=regimen, grid_mm=grid_mm)
-    achievable = []
+    achievable, bindings = [], []
     for gap in gaps_mm:
         session.set_gap(gap)
-        achievable.append(session.maximum_prescription()[0])
-    return tuple(gaps_mm), tuple(achievable), regimen.dose_gy
+        gy, _, binding = session.maximum_prescription()
+        achievable.append(gy)
+        bindings.append(binding)
+    return tuple(gaps_mm), tuple(achievable), regimen.dose_gy, tuple(bindings)
 
 
 def run_demo(out_dir="spinesim-demo", *, case: str = DEFAULT_CASE, grid_mm=(2.5, 2.5, 2.5), progress=None,
@@ -54,7 +59,7 @@ def run_demo(out_dir="spinesim-demo", *, case: str = DEFAULT_CASE, grid_mm=(2.5,
     """Compare the strategies on ``case``, study the gap, follow the delay, write the report."""
     from planner.pictures.report import write_report
     from planner.clinical.scorecard import compare_strategies
-    from planner.clinical.strategies import standard_strategies, strategy_key
+    from planner.clinical.menu import standard_strategies, strategy_key
     from planner.clinical.timeline import timeline
 
     say = progress or (lambda message, done, total: None)

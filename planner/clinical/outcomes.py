@@ -19,7 +19,7 @@ from planner.radiotherapy.radiobiology import alpha_beta, bed, eqd2
 
 from .data import read_table
 
-__all__ = ["Estimate", "outcome_tables", "local_control", "myelopathy_risk", "fracture_risk",
+__all__ = ["Estimate", "outcome_tables", "retreatment", "local_control", "myelopathy_risk", "fracture_risk",
            "ambulation", "pain_response", "surgical_risk", "hospital_days", "course_days", "untreated_status", "isotonic_fit",
            "COMPRESSION_GRADES"]
 
@@ -94,7 +94,7 @@ def _none(unit: str, basis: str) -> Estimate:
 # Local control
 # --------------------------------------------------------------------------------------------
 def local_control(*, setting: str, fractions: int, gtv_d95_gy: float | None, escc_grade: str,
-                  radiosensitivity: str) -> Estimate:
+                  radiosensitivity: str, histology: str | None = None) -> Estimate:
     """1-year local control of a radiotherapy course.
 
     ``setting`` is 'postoperative' (SBRT after separation surgery), 'de_novo' (SBRT alone) or
@@ -116,6 +116,8 @@ def local_control(*, setting: str, fractions: int, gtv_d95_gy: float | None, esc
     radiosensitivity : str
         The histology's class: 'radiosensitive', 'moderately_sensitive' or 'radioresistant'
         (:func:`planner.clinical.strategies.radiosensitivity_of`).
+    histology : str, optional
+        The histology; cohorts of one histology (e.g. myeloma) apply only to it.
 
     Returns
     -------
@@ -143,6 +145,8 @@ def local_control(*, setting: str, fractions: int, gtv_d95_gy: float | None, esc
         if "escc" in row and escc_grade not in row["escc"]:
             continue
         if "radiosensitivity" in row and radiosensitivity not in row["radiosensitivity"]:
+            continue
+        if "histology" in row and histology not in row["histology"]:
             continue
         if delivered + 1e-9 < row["min_bed10_gy"]:
             continue
@@ -290,14 +294,17 @@ def isotonic_fit(x, y) -> tuple[np.ndarray, np.ndarray]:
     return distinct, np.array([fitted[v] for v in distinct])
 
 
-def fracture_risk(*, dose_per_fraction_gy: float, stereotactic: bool, lytic: bool, baseline_collapse: bool,
-                  deformity: bool) -> Estimate:
-    """Vertebral compression fracture after radiotherapy, by dose per fraction.
+def fracture_risk(*, dose_per_fraction_gy: float, stereotactic: bool, lytic: bool, baseline_collapse_pct: float = 0.0,
+                  body_involved_over_50: bool = False, deformity: bool = False, instrumented: bool = False,
+                  augmented: bool = False) -> Estimate:
+    """Vertebral compression fracture (new or progressive) after radiotherapy.
 
-    A non-decreasing fit through the single-regimen SBRT series of the reference, read at the
-    prescription's dose per fraction; no figure outside their dose range. The other risk
-    factors Sahgal 2013 found (lytic tumour, baseline fracture, deformity) are named in the
-    basis: no per-factor figures are in the reference, so they do not change the number.
+    The population figure at the prescription's dose per fraction (a non-decreasing fit
+    through the single-regimen SBRT series, or the conventional arm) is raised by the
+    patient's risk factors with Sahgal 2013's hazard ratios (lytic tumour, baseline fracture
+    under or over 50%, more than half the body involved, deformity), as a subdistribution
+    hazard: ``1 - (1 - risk)^(product of HRs)``. Posterior instrumentation and cement take
+    some factors away (outcomes.toml [fracture.procedures], teaching assumptions).
 
     Parameters
     ----------
@@ -308,32 +315,60 @@ def fracture_risk(*, dose_per_fraction_gy: float, stereotactic: bool, lytic: boo
         SBRT (the fit) or conventional RT (the conventional arm's figure).
     lytic : bool
         The tumour is lytic.
-    baseline_collapse : bool
-        The vertebra had collapsed before treatment.
-    deformity : bool
+    baseline_collapse_pct : float, default 0.0
+        Loss of the body's height before treatment (%); 0 is no baseline fracture.
+    body_involved_over_50 : bool, default False
+        More than half of the vertebral body is involved (without a fracture).
+    deformity : bool, default False
         The spine is deformed (alignment not normal).
+    instrumented : bool, default False
+        Screws and rods span the segment.
+    augmented : bool, default False
+        The body was filled with cement.
 
     Returns
     -------
     Estimate
-        Crude fracture incidence (%) with the series it rests on, or None with the reason.
+        Fracture incidence (%) with the series and factors it rests on, or None with the reason.
 
     Examples
     --------
-    >>> fracture_risk(dose_per_fraction_gy=24.0, stereotactic=True, lytic=True,
-    ...               baseline_collapse=False, deformity=False).value
+    >>> fracture_risk(dose_per_fraction_gy=24.0, stereotactic=True, lytic=False).value
     39.0
+    >>> round(fracture_risk(dose_per_fraction_gy=12.0, stereotactic=True, lytic=True).value, 1)
+    33.5
+    >>> round(fracture_risk(dose_per_fraction_gy=12.0, stereotactic=True, lytic=True, augmented=True).value, 1)
+    10.9
     """
     table = outcome_tables()["fracture"]
-    series = table["series"]
-    x, fitted = isotonic_fit([s["dose_per_fraction_gy"] for s in series], [s["vcf_pct"] for s in series])
-    factors = [name for name, present in (("lytic tumour", lytic), ("baseline collapse", baseline_collapse),
-                                          ("spinal deformity", deformity)) if present]
-    also = f"; other risk factors present: {', '.join(factors)} (not quantified)" if factors else ""
+    ratios, procedures = table["hazard_ratios"], table["procedures"]
+    present = {"lytic": lytic, "baseline_fracture_under_50": 0 < baseline_collapse_pct < 50,
+               "baseline_fracture_over_50": baseline_collapse_pct >= 50,
+               "body_involved_over_50": body_involved_over_50 and baseline_collapse_pct <= 0, "deformity": deformity}
+    removed = set()
+    if instrumented:
+        removed |= set(procedures["instrumentation_neutralises"])
+    if augmented:
+        removed |= set(procedures["augmentation_neutralises"])
+    factors = [name for name, here in present.items() if here and name not in removed]
+    hazard = float(np.prod([ratios[name] for name in factors])) if factors else 1.0
+    words = ", ".join(f"{name.replace('_', ' ')} HR {ratios[name]:g}" for name in factors)
+    treated = [name.replace("_", " ") for name, here in present.items() if here and name in removed]
+    also = (f"; risk factors (Sahgal 2013, {ratios['source']}, unverified): {words}" if factors else "; no risk factor of Sahgal 2013")
+    if treated:
+        also += (f"; taken away by {'instrumentation' if instrumented else ''}{' and ' if instrumented and augmented else ''}"
+                 f"{'cement' if augmented else ''}: {', '.join(treated)} (teaching assumption)")
+
+    def raised(risk_pct: float) -> float:
+        return 100.0 * (1.0 - (1.0 - risk_pct / 100.0) ** hazard)
+
     if not stereotactic:
         row = table["conventional"]
-        return Estimate(float(row["vcf_pct"]), "%", f"conventional course ({dose_per_fraction_gy:.1f} Gy per fraction): "
-                        f"{row['regimen']} arm, {row['note']}{also}", row["source"], bool(row["verified"]), row["horizon"])
+        return Estimate(raised(float(row["vcf_pct"])), "%", f"conventional course ({dose_per_fraction_gy:.1f} Gy per "
+                        f"fraction): {row['regimen']} arm, {row['note']}{also}", row["source"],
+                        bool(row["verified"]) and not factors, row["horizon"])
+    series = table["series"]
+    x, fitted = isotonic_fit([s["dose_per_fraction_gy"] for s in series], [s["vcf_pct"] for s in series])
     if not x[0] - 1e-9 <= dose_per_fraction_gy <= x[-1] + 1e-9:
         return _none("%", f"{dose_per_fraction_gy:.1f} Gy per fraction is outside the SBRT series "
                           f"({x[0]:g}-{x[-1]:g} Gy per fraction){also}")
@@ -342,15 +377,15 @@ def fracture_risk(*, dose_per_fraction_gy: float, stereotactic: bool, lytic: boo
     basis = (f"{dose_per_fraction_gy:.1f} Gy per fraction on a non-decreasing fit through {studies} "
              f"(risk rises with dose per fraction, Sahgal 2013: 1-year incidence {table['cumulative_incidence_1yr_pct']}% "
              f"overall){also}")
-    kind = "after SBRT" if stereotactic else "(SBRT series read at this dose per fraction)"
-    return Estimate(value, "%", basis, table["source"], False, f"crude, {kind}")
+    return Estimate(raised(value), "%", basis, table["source"], False, "1 year")
 
 
 # --------------------------------------------------------------------------------------------
 # Ambulation
 # --------------------------------------------------------------------------------------------
 def ambulation(*, escc_grade: str, ambulatory: bool, decompressed: bool, treated: bool, radiosensitivity: str,
-               conventional_fractions: int | None, paraplegic_hours: float = 0.0, irradiated: bool = True) -> Estimate:
+               conventional_fractions: int | None, paraplegic_hours: float = 0.0, irradiated: bool = True,
+               outside_patchell: str | None = None) -> Estimate:
     """Probability of walking after treatment (Patchell 2005; SCORAD for radiosensitive tumours).
 
     ``decompressed``: the cord was surgically decompressed (separation surgery or
@@ -379,6 +414,9 @@ def ambulation(*, escc_grade: str, ambulatory: bool, decompressed: bool, treated
         treatment is expected to restore walking).
     irradiated : bool, default True
         Radiotherapy is part of the treatment.
+    outside_patchell : str, optional
+        Why the patient is outside Patchell's population (expected survival, fitness); the
+        decompression arm's figure is then not applied and the RT-alone arm's is, saying so.
 
     Returns
     -------
@@ -412,6 +450,9 @@ def ambulation(*, escc_grade: str, ambulatory: bool, decompressed: bool, treated
         key = "scorad_multi"
         why = ("decompression of a radiosensitive tumour: Patchell excluded these histologies, so the "
                "conventional-RT figure (SCORAD) is used and surgery adds nothing")
+    elif decompressed and outside_patchell:
+        key = "patchell_rt_ambulatory" if ambulatory else "patchell_rt_regained"
+        why = f"decompression outside Patchell's population ({outside_patchell}): {outcome_tables()['populations']['patchell']['outside']}"
     elif decompressed:
         key = "patchell_surgery_ambulatory" if ambulatory else "patchell_surgery_regained"
         why = "direct decompression + RT"
@@ -428,25 +469,63 @@ def ambulation(*, escc_grade: str, ambulatory: bool, decompressed: bool, treated
                     row["source"], bool(row["verified"]), "after treatment")
 
 
-def pain_response(*, stereotactic: bool | None) -> Estimate:
+def pain_response(*, stereotactic: bool | None, mechanical: bool = False, stabilised: bool = False) -> Estimate:
     """Complete pain response at 3 months (SC.24).
 
     Parameters
     ----------
     stereotactic : bool or None
         SBRT (True), conventional RT (False), or None for no radiotherapy.
+    mechanical : bool, default False
+        Mechanical pain or an unstable spine (SINS 13-18): radiation does not relieve it and
+        the pain trials excluded it (outcomes.toml [pain.mechanical]).
+    stabilised : bool, default False
+        Screws or cement treat the mechanical part; the radiotherapy figure then applies.
 
     Returns
     -------
     Estimate
-        Complete response (%) at 3 months; None value without radiotherapy.
+        Complete response (%) at 3 months; None without radiotherapy, or for mechanical pain
+        left unstabilised.
     """
     table = outcome_tables()["pain"]
     if stereotactic is None:
         return _none("%", "no radiotherapy: no trial figure for pain response")
+    if mechanical and not stabilised:
+        rule = table["mechanical"]
+        return Estimate(None, "%", rule["note"], rule["source"], bool(rule["verified"]), "3 months")
     value = table["stereotactic_pct"] if stereotactic else table["conventional_pct"]
-    return Estimate(value, "%", f"{table['metric']}: {table['note']}", table["source"], bool(table["verified"]),
+    after = ("after stabilisation of the mechanical part (teaching assumption: the figure applies to the tumour pain "
+             "that remains); " if mechanical else "")
+    return Estimate(value, "%", f"{after}{table['metric']}: {table['note']}", table["source"], bool(table["verified"]),
                     "3 months")
+
+
+def retreatment(*, conventional_fractions: int | None) -> Estimate:
+    """Retreatment of the same site after conventional radiotherapy (RTOG 9714).
+
+    Parameters
+    ----------
+    conventional_fractions : int or None
+        Fractions of a conventional course; None for SBRT or no radiotherapy (no figure).
+
+    Returns
+    -------
+    Estimate
+        Retreatment (%) after a single fraction or a multi-fraction course; None otherwise.
+
+    Examples
+    --------
+    >>> retreatment(conventional_fractions=1).value, retreatment(conventional_fractions=5).value
+    (18.0, 9.0)
+    """
+    table = outcome_tables()["retreatment"]
+    if conventional_fractions is None:
+        return _none("%", "retreatment figures exist only for conventional courses (RTOG 9714)")
+    single = conventional_fractions == 1
+    value = table["single_fraction_pct"] if single else table["multi_fraction_pct"]
+    return Estimate(value, "%", f"{'single' if single else 'multi'}-fraction conventional course: {table['note']}",
+                    table["source"], bool(table["verified"]), table["horizon"])
 
 
 # --------------------------------------------------------------------------------------------

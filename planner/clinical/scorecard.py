@@ -25,20 +25,22 @@ from planner.common.safety import DISCLAIMER
 from .data import read_table
 from .prognosis import tokuhashi, tomita
 from .scores import noms, sins
-from .strategies import Strategy, StrategyResult, case_after_delay, evaluate_strategy, standard_strategies, strategy_key
+from .menu import menu_findings, strategy_key, strategy_menu_for
+from .strategies import Strategy, StrategyResult, case_after_delay, evaluate_strategy
 
-__all__ = ["Scorecard", "compare_strategies", "DEFAULT_WEIGHTS", "COLUMNS", "noms_strategy_key", "MEASURING_GRID_MM"]
+__all__ = ["Scorecard", "compare_strategies", "expected_survival", "DEFAULT_WEIGHTS", "COLUMNS", "noms_strategy_key", "MEASURING_GRID_MM"]
 
 #: Ranking weights (scorecard.toml: teaching defaults, not clinical values): benefits count up,
 #: harms down; percentages enter as fractions, days as months.
 DEFAULT_WEIGHTS = {key: float(value) for key, value in read_table("scorecard")["weights"].items() if key != "source"}
 BENEFITS = ("local_control", "walking", "pain")
-HARMS = ("myelopathy", "fracture", "complications", "wound")
+HARMS = ("myelopathy", "fracture", "complications", "wound", "retreatment")
 #: The grid the ESCC grade is measured on (the one the ESCC round trip is guaranteed on).
 MEASURING_GRID_MM = (2.5, 1.25, 1.25)
 #: Scorecard columns: (key, header, getter kind)
 COLUMNS = (("local_control", "LC 1y"), ("walking", "walk"), ("pain", "pain CR"), ("myelopathy", "myelo"),
-           ("fracture", "VCF"), ("complications", "compl"), ("time", "days"), ("hospital", "hosp d"))
+           ("fracture", "VCF"), ("complications", "compl"), ("retreatment", "retreat"), ("time", "days"),
+           ("hospital", "hosp d"))
 #: Pareto objectives: (column, +1 maximise / -1 minimise)
 PARETO = (("local_control", 1), ("walking", 1), ("myelopathy", -1), ("complications", -1), ("time", -1))
 
@@ -63,7 +65,13 @@ def noms_strategy_key(assessment) -> str:
     if assessment.surgery in ("separation", "decompression"):
         return strategy_key("separation_then_sbrt" if assessment.radiotherapy == "sbrt" else "decompression_then_conventional")
     if assessment.radiotherapy == "cebrt":
-        return strategy_key("conventional_single" if assessment.short_course else "conventional_multi")
+        if assessment.mechanical == "augmentation":
+            return strategy_key("augmentation_then_conventional")
+        # A single 8 Gy fraction relieves the pain of an uncomplicated metastasis as well as a
+        # longer course (RTOG 9714, more retreatment); cord compression in a patient fit for
+        # more takes the multi-fraction course (better local control, Rades).
+        single = assessment.short_course or assessment.escc_group == "low"
+        return strategy_key("conventional_single" if single else "conventional_multi")
     return strategy_key({"stabilisation": "stabilisation_then_sbrt", "augmentation": "augmentation_then_sbrt"}.get(
         assessment.mechanical, "sbrt_alone"))
 
@@ -76,10 +84,13 @@ def _column_value(result: StrategyResult, key: str) -> float | None:
 
 def _filled(results, key, direction):
     """Column values for scoring, unknowns filled conservatively: an unknown benefit earns
-    nothing (0), an unknown harm counts as the worst known harm."""
+    nothing (0), an unknown harm counts as the worst known harm, except where scorecard.toml
+    [unknown] says a column's figures exist for some strategies only (charged nothing)."""
     values = [_column_value(r, key) for r in results]
     known = [v for v in values if v is not None]
     fill = 0.0 if direction > 0 else (max(known) if known else 0.0)
+    if read_table("scorecard").get("unknown", {}).get(key) == "none_charged":
+        fill = 0.0
     return [fill if v is None else v for v in values]
 
 
@@ -139,6 +150,7 @@ class Scorecard:
     noms_key: str
     comment: str
     scene: Scene | None = field(default=None, repr=False)
+    not_indicated: dict = field(default_factory=dict)  # key -> {"label", "reasons", "sources"}
     disclaimer: str = DISCLAIMER
 
     def result(self, key: str) -> StrategyResult:
@@ -233,7 +245,7 @@ class Scorecard:
         lines = [f"{self.title}  (ESCC {self.escc_grade} measured, SINS {self.sins_total}, "
                  f"revised Tokuhashi {self.tokuhashi.total}: {self.tokuhashi.survival})"
                  + (f"  after {self.weeks_delay:g} weeks of delay" if self.weeks_delay else "")]
-        widths = [2, 58, 6, 5, 7, 6, 5, 6, 5, 6, 7, 5, 6]
+        widths = [2, 58, 6, 5, 7, 6, 5, 6, 7, 5, 6, 7, 5, 6]
         lines.append(" ".join(h.ljust(w) for h, w in zip(heads, widths)))
         for r in rows:
             mark = ("*" if r["pareto"] else " ") + ("N" if r["noms"] else " ")
@@ -250,6 +262,8 @@ class Scorecard:
             lines.append(" ".join(cells))
         lines.append("* Pareto-optimal   N the NOMS recommendation   bold: best in its column   "
                      "weights: " + ", ".join(f"{k} {v:g}" for k, v in self.weights.items()))
+        for key, entry in self.not_indicated.items():
+            lines.append(f"not indicated: {entry['label']} ({'; '.join(entry['reasons'])})")
         lines.append(f"NOMS: {self.noms.summary}. {self.comment}")
         lines.append(self.disclaimer)
         return "\n".join(lines)
@@ -276,6 +290,7 @@ class Scorecard:
                 "weights": self.weights, "ranking": list(self.ranking), "pareto": sorted(self.pareto),
                 "comment": self.comment, "strategies": [r.as_dict() | {"score": self.scores[r.strategy.key]}
                                                         for r in self.ranked()],
+                "not_indicated": self.not_indicated,
                 "disclaimer": self.disclaimer}
 
     def to_json(self) -> str:
@@ -304,6 +319,30 @@ class Scorecard:
         writer.writerows(rows)
         buffer.write(f"# {self.disclaimer}\n")
         return buffer.getvalue()
+
+
+def expected_survival(case, prognosis) -> dict:
+    """The prognosis over which benefits accrue: the revised Tokuhashi band, its median
+    survival (Zeng 2007, unverified) or the case's own ``expected_survival_months``.
+
+    Parameters
+    ----------
+    case : scenes.cases.Case
+        The case (an optional ``patient.expected_survival_months`` overrides the band).
+    prognosis : PrognosisScore
+        The revised Tokuhashi score of the case.
+
+    Returns
+    -------
+    dict
+        ``band`` (text), ``short`` (under 6 months), ``months`` and ``source``.
+    """
+    own = case.patient.get("expected_survival_months")
+    if own is not None:
+        months = float(own)
+        return {"band": f"{months:g} months (case file)", "short": months < 6, "months": months, "source": "case file"}
+    return {"band": prognosis.survival, "short": prognosis.survival.startswith("<"),
+            "months": prognosis.median_survival_months, "source": prognosis.source}
 
 
 def _check_weights(weights: dict | None) -> dict:
@@ -397,17 +436,20 @@ def compare_strategies(case: Case | str, *, strategies: list[Strategy] | None = 
     sins_score = sins(measuring)
     prognosis = tokuhashi(case, measuring)
     assessment = noms(measuring, case, escc=escc, sins_score=sins_score, prognosis=prognosis)
-    menu = strategies if strategies is not None else standard_strategies(
-        case, sins_total=sins_score.total, mechanical_pain=case.patient.get("pain") == "mechanical")
+    findings = menu_findings(case, assessment)
+    if strategies is not None:
+        menu, not_indicated = list(strategies), {}
+    else:
+        menu, not_indicated = strategy_menu_for(case, findings)
     keys = [s.key for s in menu]
     if len(set(keys)) != len(keys):
         raise ValueError(f"strategy keys must be unique, got {keys}")
-    survival = {"band": prognosis.survival, "short": prognosis.survival.startswith("<"), "source": prognosis.source}
+    survival = expected_survival(case, prognosis)
     results = []
     for i, strategy in enumerate(menu):
         say(f"strategy {i + 1}/{len(menu)}: {strategy.label}", i, len(menu))
         results.append(evaluate_strategy(case, strategy, scene=planning, escc_grade=escc.grade, survival=survival,
-                                         engine=engine))
+                                         findings=findings, engine=engine))
     say("ranking", len(menu), len(menu))
     totals = _scores(results, weights)
     scores = {r.strategy.key: s for r, s in zip(results, totals)}
@@ -415,4 +457,4 @@ def compare_strategies(case: Case | str, *, strategies: list[Strategy] | None = 
     noms_key = noms_strategy_key(assessment)
     return Scorecard(case.id, case.title, float(weeks_delay), escc.grade, sins_score.total, assessment, prognosis,
                      tomita(case, measuring), tuple(results), scores, ranking, frozenset(_pareto(results)), weights,
-                     noms_key, _comment(results, scores, ranking, noms_key, weights), planning)
+                     noms_key, _comment(results, scores, ranking, noms_key, weights), planning, not_indicated)

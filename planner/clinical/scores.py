@@ -70,11 +70,16 @@ def _fraction(scene: Scene, part: str, whole: str) -> float:
 
 
 def _body_height_mm(scene: Scene) -> float:
-    """Height of the index vertebral body along z through its centre column (occupancy sum)."""
+    """Height of the index vertebral body where it is lowest (occupancy sum along z).
+
+    Only columns wholly inside the body's outline count (some voxel fully occupied); a
+    collapse is read by its greatest loss of height, at the front of a wedge (genant1993, as
+    scenes/data/anatomy.toml [collapse] defines ``collapse_pct``).
+    """
     body = scene.structure(f"vertebral_body_{scene.level}").full()
     columns = body.sum(axis=0)
-    j, i = np.unravel_index(np.argmax(columns), columns.shape)
-    return float(body[:, j, i].sum()) * scene.grid.spacing_mm[0]
+    full = body.max(axis=0) >= 1.0 - 1e-6
+    return float(columns[full].min() if full.any() else columns.max()) * scene.grid.spacing_mm[0]
 
 
 def sins(scene: Scene) -> SinsScore:

@@ -24,10 +24,10 @@ from planner.radiotherapy.radiobiology import lq_extrapolation_warning
 from .data import read_table
 from .prognosis import score_tables
 from .outcomes import (Estimate, ambulation, course_days, fracture_risk, hospital_days, local_control,
-                       myelopathy_risk, outcome_tables, pain_response, surgical_risk, untreated_status)
+                       myelopathy_risk, outcome_tables, pain_response, retreatment, surgical_risk, untreated_status)
 
-__all__ = ["Procedure", "Strategy", "StrategyResult", "standard_strategies", "evaluate_strategy", "case_after_delay",
-           "radiosensitivity_of", "strategy_menu", "strategy_key", "PROCEDURES", "TECHNIQUES"]
+__all__ = ["Procedure", "Strategy", "StrategyResult", "evaluate_strategy", "case_after_delay", "radiosensitivity_of",
+           "PROCEDURES", "TECHNIQUES"]
 
 #: Procedure name -> (function of scenes.surgery, its option, open surgery?, decompresses the cord?)
 PROCEDURES = {
@@ -170,104 +170,6 @@ def radiosensitivity_of(case: Case) -> str:
     return str(load_data("histology")["histology"][case.histology]["radiosensitivity"]["value"])
 
 
-def strategy_menu() -> dict:
-    """The strategy menu as data (``planner/clinical/data/strategies.toml``): its entries,
-    the roles entries play in NOMS's answers and the timeline, and the separation options.
-
-    Returns
-    -------
-    dict
-        The parsed table (``menu``, ``roles``, ``techniques``, ``separation``, ...); cached,
-        treat as read-only.
-    """
-    return read_table("strategies")
-
-
-def strategy_key(role: str) -> str:
-    """The menu key that plays ``role`` (e.g. ``"sbrt_alone"``) in NOMS's answers and the timeline.
-
-    Parameters
-    ----------
-    role : str
-        A role of strategies.toml [roles] (ValueError naming them otherwise).
-
-    Returns
-    -------
-    str
-        The menu key of that role.
-
-    Examples
-    --------
-    >>> strategy_key("sbrt_alone")
-    'sbrt_24gy_2fx'
-    """
-    roles = strategy_menu()["roles"]
-    if role not in roles:
-        raise ValueError(f"strategy role must be one of {', '.join(roles)}, got {role!r}")
-    return roles[role]
-
-
-def _option(value, menu: dict):
-    # "separation.gap_mm" names a value of the menu's [separation] table (one copy of it).
-    if isinstance(value, str) and "." in value:
-        table, name = value.split(".", 1)
-        entry = menu[table][name]
-        return entry["value"] if isinstance(entry, dict) else entry
-    return value
-
-
-def _offered(condition: str, *, case: Case, sins_total: int | None, mechanical_pain: bool | None) -> bool:
-    if condition == "always":
-        return True
-    if condition == "sins_surgical_consult":
-        return sins_total is not None and sins_total >= int(score_tables()["sins"]["surgical_consult_threshold"])
-    if condition == "mechanical_pain":
-        return bool(mechanical_pain)
-    if condition == "prior_radiotherapy":
-        return bool(case.patient.get("prior_radiotherapy"))
-    raise ValueError(f"strategies.toml: offered must be always, sins_surgical_consult, mechanical_pain or "
-                     f"prior_radiotherapy, got {condition!r}")
-
-
-def standard_strategies(case: Case | str, *, sins_total: int | None = None, mechanical_pain: bool | None = None) -> list[Strategy]:
-    """The standard menu for a case (``planner/clinical/data/strategies.toml``).
-
-    cEBRT alone (8 Gy x1, 20 Gy/5), SBRT alone (24 Gy/2, SC.24), separation surgery (2 mm gap,
-    CF-PEEK screws, the reference's preferred material for planning) + SBRT 27 Gy/3 (Laufer's
-    high-dose hypofractionated band), decompression + cEBRT 30 Gy/10 (Patchell), surgery alone
-    and best supportive care; stabilisation + SBRT when SINS reaches the surgical-consult
-    threshold and cement augmentation + SBRT for mechanical pain (NOMS mechanical rules); a
-    re-irradiation SBRT course when the case had prior radiotherapy; systemic therapy named
-    where the histology is radiosensitive.
-
-    Parameters
-    ----------
-    case : Case or str
-        The case, or a teaching-case id or case-file path.
-    sins_total : int, optional
-        The measured SINS; stabilisation is offered from the surgical-consult threshold.
-    mechanical_pain : bool, optional
-        Whether the pain is mechanical; cement augmentation is offered for it.
-
-    Returns
-    -------
-    list of Strategy
-        In the menu's order.
-    """
-    case = load_case(case) if isinstance(case, str) else case
-    menu = strategy_menu()
-    systemic = "systemic therapy per histology" if radiosensitivity_of(case) == "radiosensitive" else None
-    strategies = []
-    for entry in menu["menu"]:
-        if not _offered(entry["offered"], case=case, sins_total=sins_total, mechanical_pain=mechanical_pain):
-            continue
-        procedures = tuple(Procedure(p["name"], _option(p.get("option"), menu)) for p in entry.get("procedures", ()))
-        regimen = Regimen(float(entry["dose_gy"]), int(entry["fractions"])) if "technique" in entry else None
-        strategies.append(Strategy(entry["key"], entry["label"], procedures, regimen, entry.get("technique"),
-                                   systemic if entry["systemic_if_radiosensitive"] else None))
-    return strategies
-
-
 def case_after_delay(case: Case, escc_grade: str, *, status: str | None = None) -> Case:
     """The case with the neurological status of its untreated lesion at a later time.
 
@@ -384,6 +286,10 @@ def _dosimetry(plan: PlanResult) -> tuple[dict, list]:
         "cord_pmax_structure": neural,
         "spinal_cord_dmax_gy": _finite(metrics.get("spinal_cord", {}).get("Dmax")),
         "achievable_prescription_gy": _finite(plan.achievable_prescription_gy),
+        # The limit that binds the achievable prescription (planner.radiotherapy.achievable).
+        "achievable_binding": {k: plan.achievable_binding[k] for k in ("kind", "structure", "metric", "limit_gy",
+                                                                       "protocol", "source", "note")
+                               if k in plan.achievable_binding} or None,
     }
     constraints = [{"structure": c.structure, "metric": c.metric, "value_gy": _finite(c.value_gy),
                     "limit_gy": _finite(c.limit_gy), "margin_gy": _finite(c.margin_gy), "status": c.status,
@@ -391,14 +297,50 @@ def _dosimetry(plan: PlanResult) -> tuple[dict, list]:
     return dosimetry, constraints
 
 
+def _outside_stereotactic(patient: dict, survival: dict | None, sins_total: int | None, *, stabilised: bool) -> list[str]:
+    """Why the patient is outside the SBRT trials' population ([] when inside)."""
+    rules = outcome_tables()["populations"]["stereotactic"]
+    why = []
+    if patient.get("ecog", 0) > rules["max_ecog"]["value"]:
+        why.append(f"ECOG {patient['ecog']} > {rules['max_ecog']['value']} ({rules['max_ecog']['source']})")
+    months = (survival or {}).get("months")
+    if months is not None and months < rules["min_expected_survival_months"]["value"]:
+        why.append(f"expected survival {months:g} months < {rules['min_expected_survival_months']['value']} "
+                   f"({rules['min_expected_survival_months']['source']})")
+    if sins_total is not None and sins_total > rules["max_sins"]["value"] and not stabilised:
+        why.append(f"unstable spine, SINS {sins_total} ({rules['max_sins']['source']} excluded frank instability)")
+    return why
+
+
+def _outside_patchell(survival: dict | None, findings: MenuFindings | None) -> str | None:
+    rules = outcome_tables()["populations"]["patchell"]
+    why = []
+    months = (survival or {}).get("months")
+    if months is not None and months < rules["min_expected_survival_months"]["value"]:
+        why.append(f"expected survival {months:g} months < {rules['min_expected_survival_months']['value']}")
+    if findings is not None and not findings.fit_for_surgery:
+        why.append("not fit for surgery")
+    return "; ".join(why) or None
+
+
+def _outside(estimate: Estimate, why: list[str]) -> Estimate:
+    rules = outcome_tables()["populations"]["stereotactic"]
+    return replace(estimate, basis=f"outside the SBRT trials' population ({'; '.join(why)}): {rules['outside']}. "
+                                   + estimate.basis, verified=False)
+
+
 def evaluate_strategy(case: Case | str, strategy: Strategy, *, scene: Scene, escc_grade: str,
-                      survival: dict | None = None, engine: str = "pencil", progress=None) -> StrategyResult:
+                      survival: dict | None = None, findings: MenuFindings | None = None, engine: str = "pencil",
+                      progress=None) -> StrategyResult:
     """Operate, plan and score one strategy on ``scene`` (the case's pre-treatment scene).
 
     ``escc_grade`` is the grade measured on the pre-treatment scene; ``survival`` the
-    prognosis (``{"band": "< 6 months", "short": True, "source": ...}``, short meaning an
-    expected survival under 6 months) used to flag strategies whose recovery is out of
-    keeping with it.
+    prognosis (``{"band": "< 6 months", "short": True, "months": 4, "source": ...}``, short
+    meaning an expected survival under 6 months) used to flag strategies whose recovery is out
+    of keeping with it and to keep each figure within its trial's population
+    (outcomes.toml [populations]): SBRT figures need ECOG <= 2, an expected survival of 6
+    months and a stable spine, Patchell's decompression figures 3 months and fitness for
+    surgery; outside them the figure that replaces it says so.
 
     Parameters
     ----------
@@ -411,8 +353,12 @@ def evaluate_strategy(case: Case | str, strategy: Strategy, *, scene: Scene, esc
     escc_grade : str
         ESCC grade measured on the pre-treatment scene: '0', '1a', '1b', '1c', '2' or '3'.
     survival : dict, optional
-        The prognosis: ``band`` (text), ``short`` (expected survival under 6 months) and
-        ``source``; without it no survival flag is raised.
+        The prognosis: ``band`` (text), ``short`` (expected survival under 6 months),
+        ``months`` (the band's median survival) and ``source``; without it no survival flag
+        is raised and no population rule applies.
+    findings : MenuFindings, optional
+        The case's measured findings (SINS, fitness for surgery); without them the SINS and
+        fitness population rules do not apply.
     engine : str, default "pencil"
         Dose engine of the plan, 'pencil' or 'superposition'.
     progress : callable, optional
@@ -437,6 +383,13 @@ def evaluate_strategy(case: Case | str, strategy: Strategy, *, scene: Scene, esc
     surgery_table = outcome_tables()["surgery"]
     rt_start = (surgery_table["rt_wait_days"] + 1) if strategy.open_surgery else 1
     days = None
+    names = {p.name for p in strategy.procedures}
+    instrumented = bool(names & {"posterior_instrumentation", "corpectomy_with_cage"})
+    augmented = "vertebral_augmentation" in names
+    sins_total = findings.sins_total if findings is not None else None
+    unstable_from = outcome_tables()["pain"]["mechanical"]["unstable_from_sins"]["value"]
+    mechanical = patient.get("pain") == "mechanical" or (sins_total is not None and sins_total >= unstable_from)
+    outside_sbrt = _outside_stereotactic(patient, survival, sins_total, stabilised=instrumented or augmented)
     if strategy.regimen is not None:
         arrangement, protocol = TECHNIQUES[strategy.technique]
         cauda = _below_conus(case)
@@ -454,20 +407,34 @@ def evaluate_strategy(case: Case | str, strategy: Strategy, *, scene: Scene, esc
         fractions = strategy.regimen.fractions
         stereotactic = strategy.technique == "sbrt"
         setting = "conventional" if not stereotactic else ("postoperative" if strategy.decompressed else "de_novo")
-        estimates["local_control"] = local_control(setting=setting, fractions=fractions,
+        outside = list(outside_sbrt) if stereotactic else []
+        high = score_tables()["noms"]["neurologic"]["high_grade"]
+        if stereotactic and setting == "de_novo" and escc_grade in high and local_control(
+                setting=setting, fractions=fractions, gtv_d95_gy=dosimetry["gtv_d95_gy"], escc_grade=escc_grade,
+                radiosensitivity=sensitivity, histology=case.histology).value is None:
+            outside.append(f"ESCC {escc_grade} without decompression: the SBRT trials excluded cord compression "
+                           f"(sc24, prest2019) and the reference has no SBRT-alone cohort of it in {sensitivity} tumours")
+        estimates["local_control"] = local_control(setting="conventional" if outside else setting, fractions=fractions,
                                                    gtv_d95_gy=dosimetry["gtv_d95_gy"], escc_grade=escc_grade,
-                                                   radiosensitivity=sensitivity)
+                                                   radiosensitivity=sensitivity, histology=case.histology)
+        if outside:
+            estimates["local_control"] = _outside(estimates["local_control"], outside)
         prior = patient.get("prior_radiotherapy")
         # Sahgal's stereotactic model is on the thecal-sac Pmax, Schultheiss' on the cord itself.
         pmax = dosimetry["cord_pmax_gy"] if stereotactic else dosimetry["spinal_cord_dmax_gy"]
         estimates["myelopathy"] = myelopathy_risk(pmax_gy=pmax if pmax is not None else float("nan"),
                                                   fractions=fractions, stereotactic=stereotactic,
                                                   prior_course=prior, cauda=cauda)
-        estimates["fracture"] = fracture_risk(dose_per_fraction_gy=strategy.regimen.dose_gy / fractions,
-                                              stereotactic=stereotactic, lytic=case.lesion.kind == "lytic",
-                                              baseline_collapse=case.lesion.collapse_pct > 0,
-                                              deformity=patient.get("alignment", "normal") != "normal")
-        estimates["pain"] = pain_response(stereotactic=stereotactic)
+        estimates["fracture"] = fracture_risk(
+            dose_per_fraction_gy=strategy.regimen.dose_gy / fractions, stereotactic=stereotactic,
+            lytic=case.lesion.kind == "lytic", baseline_collapse_pct=float(case.lesion.collapse_pct),
+            body_involved_over_50="body" in case.lesion.sites and case.lesion.body_fraction > 0.5,
+            deformity=patient.get("alignment", "normal") != "normal", instrumented=instrumented, augmented=augmented)
+        estimates["pain"] = pain_response(stereotactic=stereotactic and not outside, mechanical=mechanical,
+                                          stabilised=instrumented or augmented)
+        if outside and estimates["pain"].value is not None:
+            estimates["pain"] = _outside(estimates["pain"], outside)
+        estimates["retreatment"] = retreatment(conventional_fractions=None if stereotactic else fractions)
         days = rt_start + course_days(fractions) - 1
         failing = _failing(constraints)
         if failing:
@@ -484,6 +451,7 @@ def evaluate_strategy(case: Case | str, strategy: Strategy, *, scene: Scene, esc
         estimates["myelopathy"] = Estimate(0.0, "%", "no radiotherapy", None, True)
         estimates["fracture"] = none
         estimates["pain"] = pain_response(stereotactic=None)
+        estimates["retreatment"] = retreatment(conventional_fractions=None)
     ambulatory = bool(patient.get("ambulatory", True))
     neurologic = score_tables()["noms"]["neurologic"]
     complete = neurologic["established_deficit_frankel"]["value"]
@@ -493,7 +461,8 @@ def evaluate_strategy(case: Case | str, strategy: Strategy, *, scene: Scene, esc
                                       treated=bool(strategy.procedures) or strategy.regimen is not None,
                                       irradiated=strategy.regimen is not None,
                                       radiosensitivity=sensitivity, conventional_fractions=conventional_fractions,
-                                      paraplegic_hours=paraplegic)
+                                      paraplegic_hours=paraplegic,
+                                      outside_patchell=_outside_patchell(survival, findings) if strategy.decompressed else None)
     risks = surgical_risk(open_surgery=strategy.open_surgery, rt_start_day=rt_start if strategy.regimen else None)
     estimates["complications"] = risks["complications"]
     estimates["wound"] = risks["wound"]

@@ -21,9 +21,10 @@ from scenes.escc import measure_escc_grade
 from planner.common.safety import DISCLAIMER
 from .outcomes import outcome_tables, untreated_status
 from .prognosis import tokuhashi
-from .scorecard import MEASURING_GRID_MM, noms_strategy_key
+from .scorecard import MEASURING_GRID_MM, expected_survival, noms_strategy_key
 from .scores import noms, sins
-from .strategies import case_after_delay, evaluate_strategy, standard_strategies, strategy_key
+from .menu import menu_findings, standard_strategies, strategy_key
+from .strategies import case_after_delay, evaluate_strategy
 
 __all__ = ["TimelinePoint", "Timeline", "timeline", "TIMELINE_ROLES"]
 
@@ -228,12 +229,13 @@ def timeline(case: Case | str, *, weeks=(0, 2, 4, 8, 12), grid_mm=(2.5, 2.5, 2.5
         prognosis = tokuhashi(at, measuring)
         worst = escc if escc.grade == grade else replace(escc, grade=grade)
         assessment = noms(measuring, at, escc=worst, sins_score=sins_score, prognosis=prognosis)
-        survival = {"band": prognosis.survival, "short": prognosis.survival.startswith("<"), "source": prognosis.source}
+        survival = expected_survival(at, prognosis)
+        findings = menu_findings(at, assessment)
         results = {}
         for key in keys:
             say(f"week {week:g}: {menu[key].label}", n, len(weeks))
             results[key] = evaluate_strategy(at, menu[key], scene=planning, escc_grade=grade, survival=survival,
-                                             engine=engine)
+                                             findings=findings, engine=engine)
         sbrt = results[sbrt_alone]
         coverage = sbrt.dosimetry.get("ptv_coverage") or 0.0
         failing = sbrt.failing_constraints

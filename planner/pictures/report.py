@@ -79,6 +79,50 @@ def collect_citations() -> dict:
     return citations
 
 
+def _not_indicated(card) -> str:
+    """The strategies the menu leaves out for this case, with the indication that fails."""
+    entries = getattr(card, "not_indicated", {}) or {}
+    if not entries:
+        return ""
+    items = "".join(f"<li><b>{_esc(e['label'])}</b>: {_esc('; '.join(e['reasons']))} "
+                    f"<span class='muted'>({_esc(', '.join(e['sources']))})</span></li>" for e in entries.values())
+    return f"<h3>Not indicated here</h3><ul>{items}</ul>"
+
+
+def _binding_text(binding) -> str:
+    """The limit that binds an achievable prescription, as escaped HTML ('' without one)."""
+    if not binding:
+        return ""
+    if binding.get("kind") == "escalation bound":
+        return _esc(f"escalation bound {binding['limit_gy']:.1f} Gy ({binding.get('note', '')}; {binding['source']})")
+    return (f"{_esc(binding['structure'])} {_esc(binding['metric'])} &le; {binding['limit_gy']:.1f} Gy "
+            f"({_esc(binding.get('protocol', ''))}, {_esc(binding['source'])})")
+
+
+def _achievable_line(result) -> str:
+    """'Maximum achievable prescription X Gy in n fractions; binding limit: ...' of a planned strategy."""
+    dosimetry = getattr(result, "dosimetry", None) or {}
+    gy, binding = dosimetry.get("achievable_prescription_gy"), dosimetry.get("achievable_binding")
+    if gy is None or result.strategy.regimen is None:
+        return ""
+    n = result.strategy.regimen.fractions
+    bound = f"; binding limit: {_binding_text(binding)}" if binding else ""
+    return (f"<p class='achievable'>Maximum achievable prescription (GTV Dmin with every organ limit and the "
+            f"escalation bound kept): <b>{gy:.1f} Gy</b> in {n} fraction{'s' if n > 1 else ''}{bound}.</p>")
+
+
+def _gap_table(gap_study) -> str:
+    """The gap study's figures with the limit that binds each (when the study names them)."""
+    gaps, achievable, _, *rest = gap_study
+    bindings = rest[0] if rest else ()
+    if not bindings:
+        return ""
+    rows = "".join(f"<tr><td>{g:g}</td><td>{a:.1f}</td><td>{_binding_text(b) or '-'}</td></tr>"
+                   for g, a, b in zip(gaps, achievable, bindings))
+    return ("<table class='gap-binding'><tr><th>gap (mm)</th><th>maximum achievable prescription (Gy)</th>"
+            f"<th>binding limit</th></tr>{rows}</table>")
+
+
 def _percent(value) -> str:
     return "n/a" if value is None else f"{value:.0f}%"
 
@@ -148,7 +192,13 @@ def _sources_used(card, timeline) -> set:
     keys |= {card.tokuhashi.source, card.tomita.source, card.noms.source}
     if card.tokuhashi.validation_source:
         keys.add(card.tokuhashi.validation_source)
-    return {k for k in keys if k}
+    for r in card.results:
+        binding = (getattr(r, "dosimetry", None) or {}).get("achievable_binding")
+        if binding and binding.get("source"):
+            keys.add(binding["source"])
+    for entry in (getattr(card, "not_indicated", {}) or {}).values():
+        keys |= set(entry["sources"])
+    return {k for k in keys if k and k != "case file"}
 
 
 def _pictures(card, *, progress) -> list[tuple[str, str, bytes]]:
@@ -235,7 +285,8 @@ def write_report(card, out_dir, *, timeline=None, gap_study=None, png_exports: b
     timeline : Timeline, optional
         A delay timeline to include.
     gap_study : tuple, optional
-        ``(gaps_mm, achievable_gy, prescription_gy)`` for the gap chart.
+        ``(gaps_mm, achievable_gy, prescription_gy)`` for the gap chart, optionally with a
+        fourth item, the limit that binds at each gap (shown in a table under the chart).
     png_exports : bool, default True
         Also write each picture as a PNG under ``images/``.
     three_d : bool, default True
@@ -259,7 +310,7 @@ def write_report(card, out_dir, *, timeline=None, gap_study=None, png_exports: b
 
     pictures = _pictures(card, progress=say)
     if gap_study is not None:
-        gaps, achievable, rx = gap_study
+        gaps, achievable, rx, *_ = gap_study
         pictures.append(("gap", "Maximum achievable prescription against the separation gap",
                          _figure_png(plot_gap_curve(gaps, achievable, prescription_gy=rx))))
     if timeline is not None:
@@ -289,6 +340,7 @@ def write_report(card, out_dir, *, timeline=None, gap_study=None, png_exports: b
         if r.flags:
             block.append("<ul>" + "".join(f"<li>{_esc(f)}</li>" for f in r.flags) + "</ul>")
         block.append(_estimates_table(r))
+        block.append(_achievable_line(r))
         if r.constraints:
             block.append(_constraint_table(r.constraints))
         block.append(f"<div class='grid'>{section_images(r.strategy.key)}</div>")
@@ -322,7 +374,9 @@ def write_report(card, out_dir, *, timeline=None, gap_study=None, png_exports: b
 <h2>Strategy scorecard</h2>
 {_scorecard_table(card)}
 <p>{_esc(card.comment)}</p>
+{_not_indicated(card)}
 <div class="grid">{section_images('tradeoffs')}{section_images('gap')}</div>
+{_gap_table(gap_study) if gap_study is not None else ''}
 {section_images('3d')}
 <h2>Strategies in detail</h2>
 {''.join(strategies_html)}

@@ -5,6 +5,13 @@ fractionation; ``check_constraints(dose, scene, constraints)`` measures each met
 plan and reports value, limit, margin, status ('pass', 'within 5%', 'fail') and source.
 Below the conus the cord rows apply to the cauda equina's own rows; a structure the scene
 does not have is reported as 'not applicable', never silently skipped.
+
+A protocol that limits the cord only (HyTEC) names an organ table (``organs = "tg101"``): the
+TG-101 limits of every other organ a beam may cross (oesophagus, airway, great vessels, heart,
+bowel, kidneys, skin, cauda, plexuses) are added to its own rows. A fraction number the organ
+table does not hold gets a limit isoeffective with its neighbours' (sbrt_cord.toml
+[organ_limits]). :func:`organ_structures` builds the organs the rows name from the phantom's
+own (the skin shell, the kidneys together, the airway, the great vessels).
 """
 
 from __future__ import annotations
@@ -18,10 +25,10 @@ from scenes.scene import Scene
 
 from .metrics import metric, structure_dose
 from .protocols import protocol_tables, read_table
-from .radiobiology import dose_per_fraction_for_eqd2, reirradiation_budget
+from .radiobiology import dose_per_fraction_for_eqd2, eqd2, reirradiation_budget
 
 __all__ = ["Constraint", "ConstraintResult", "protocols", "constraints_for", "check_constraints", "constraint_status",
-           "format_table", "results_json", "partial_cord"]
+           "format_table", "results_json", "partial_cord", "organ_structures", "organ_limit_tables"]
 
 #: The 'within 5%' band below a limit (sbrt_cord.toml [metrics]).
 WITHIN = float(read_table("sbrt_cord")["metrics"]["near_limit_fraction"]["value"])
@@ -75,8 +82,41 @@ def protocols() -> dict:
     return protocol_tables()
 
 
+def organ_limit_tables() -> dict:
+    """The organ tables protocols name with ``organs = ...`` (sbrt_cord.toml [organ_limits]).
+
+    Returns
+    -------
+    dict
+        {table name: its table} with the keys ``title``, ``source``, ``fractions``, ``rows``
+        and ``other_fractions`` (the isoeffect rule for the fraction numbers it lacks).
+        Cached: treat as read-only.
+    """
+    return read_table("sbrt_cord")["organ_limits"]
+
+
+def _organ_limit(row: dict, table: dict, fractions: int) -> tuple[float, str]:
+    """(limit Gy, note) of an organ row in ``fractions``: tabulated, or the lower of the totals
+    isoeffective with the nearest tabulated fraction numbers below and above."""
+    limits = {int(n): float(v) for n, v in row["limits"].items()}
+    if fractions in limits:
+        return limits[fractions], row.get("note", "")
+    rule = table["other_fractions"]
+    ab = float(rule["alpha_beta_gy"])
+    neighbours = [n for n in (max((n for n in limits if n < fractions), default=None),
+                              min((n for n in limits if n > fractions), default=None)) if n is not None]
+    derived = {n: fractions * dose_per_fraction_for_eqd2(eqd2(limits[n], n, ab), fractions, ab) for n in neighbours}
+    source = min(derived, key=derived.get)
+    note = (f"derived for {fractions} fractions: isoeffective (LQ, alpha/beta {ab:g} Gy) with the {limits[source]:g} Gy "
+            f"{source}-fraction limit, the lower of its tabulated neighbours' ({rule['source']} method)")
+    return derived[source], "; ".join(filter(None, (row.get("note", ""), note)))
+
+
 def constraints_for(name: str, fractions: int, *, prior_course: dict | None = None) -> list[Constraint]:
     """Limits of protocol ``name`` for a number of fractions, optionally for re-irradiation.
+
+    A protocol with an organ table (``organs``, :func:`organ_limit_tables`) gets that table's
+    rows after its own, except where it limits the same structure and metric itself.
 
     With ``prior_course`` the cord and thecal-sac point maxima of the re-irradiation budget
     (Sahgal 2012, :func:`~planner.radiotherapy.radiobiology.reirradiation_budget`) are added
@@ -96,7 +136,8 @@ def constraints_for(name: str, fractions: int, *, prior_course: dict | None = No
     Returns
     -------
     list of Constraint
-        The protocol's rows in table order, then the re-irradiation limits if any.
+        The protocol's rows in table order, then its organ table's rows, then the
+        re-irradiation limits if any.
     """
     table = protocols()
     if name not in table:
@@ -113,6 +154,14 @@ def constraints_for(name: str, fractions: int, *, prior_course: dict | None = No
             ab = protocol["eqd2_alpha_beta_gy"]
             limit = fractions * dose_per_fraction_for_eqd2(row["eqd2_limit_gy"], fractions, ab)
         out.append(Constraint(row["structure"], row["metric"], limit, name, source, row.get("note", "")))
+    if "organs" in protocol:
+        table = organ_limit_tables()[protocol["organs"]]
+        own = {(c.structure, c.metric) for c in out}
+        for row in table["rows"]:
+            if (row["structure"], row["metric"]) not in own:
+                limit, note = _organ_limit(row, table, fractions)
+                out.append(Constraint(row["structure"], row["metric"], limit, protocol["organs"],
+                                      row.get("source", table["source"]), note))
     if prior_course:
         budget = reirradiation_budget(prior_course["dose_gy"], prior_course["fractions"], prior_course["months_ago"], fractions)
         for structure in ("spinal_cord", "thecal_sac"):
@@ -120,6 +169,40 @@ def constraints_for(name: str, fractions: int, *, prior_course: dict | None = No
                                   f"re-irradiation budget {budget['sbrt_eqd2_gy']:.1f} Gy2/2 after a prior "
                                   f"{prior_course['dose_gy']:g} Gy/{prior_course['fractions']}"))
     return out
+
+
+def organ_structures(scene: Scene) -> dict:
+    """The organs the limit rows name that the phantom builds from its own structures.
+
+    sbrt_cord.toml [structures]: each group (``kidneys``, ``airway``, ``great_vessels``) is
+    the union of the members the scene has, unless the scene has the group itself; ``skin``
+    is the body outline's outer shell ``skin_depth_mm`` deep.
+
+    Parameters
+    ----------
+    scene : Scene
+        Any scene; groups none of whose members it has, and the skin of a scene without a
+        ``body_outline``, are left out.
+
+    Returns
+    -------
+    dict
+        {name: occupancy (0..1, the scene's grid)} of the organs built, none the scene already
+        has.
+    """
+    settings = read_table("sbrt_cord")["structures"]
+    built = {}
+    for group, members in settings["groups"].items():
+        present = [scene.structure(m).full() for m in members if m in scene.structures]
+        if group not in scene.structures and present:
+            built[group] = np.maximum.reduce(present) if len(present) > 1 else present[0]
+    if "skin" not in scene.structures and "body_outline" in scene.structures:
+        from scipy import ndimage
+
+        body = scene.structure("body_outline").full()
+        depth = ndimage.distance_transform_edt(body > 0.5, sampling=scene.grid.spacing_mm)
+        built["skin"] = np.where(depth <= float(settings["skin_depth_mm"]["value"]), body, 0.0).astype(np.float32)
+    return built
 
 
 def partial_cord(scene: Scene, target: str = "gtv", margin_mm: float | None = None) -> np.ndarray:
@@ -230,13 +313,21 @@ def format_table(results: list[ConstraintResult]) -> str:
     Returns
     -------
     str
-        A header line, then one line per result (structure, metric, value, limit and margin
-        in Gy, status, protocol/source), joined by newlines.
+        A header line, then one line per measured result (structure, metric, value, limit and
+        margin in Gy, status, protocol/source), then one line naming the structures the scene
+        does not have ('not applicable'), joined by newlines.
     """
     lines = [f"{'structure':14s} {'metric':13s} {'value Gy':>9s} {'limit Gy':>9s} {'margin':>8s}  {'status':15s} source"]
+    absent = {}
     for r in results:
+        if r.status == "not applicable":
+            absent.setdefault(r.structure, []).append(r.metric)
+            continue
         lines.append(f"{r.structure:14s} {r.metric:13s} {r.value_gy:9.2f} {r.limit_gy:9.2f} {r.margin_gy:8.2f}  "
                      f"{r.status:15s} {r.protocol}/{r.source}")
+    if absent:
+        lines.append("not applicable (not in this scene): " + "; ".join(f"{name} {', '.join(metrics)}"
+                                                                        for name, metrics in absent.items()))
     return "\n".join(lines)
 
 

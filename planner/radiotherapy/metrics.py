@@ -3,7 +3,8 @@
 Every voxel of a structure counts with its occupied volume (occupancy x voxel volume), so
 small-volume metrics such as the cord's D0.035cc are right at 1.25-2.5 mm voxels. A dose
 ``D_V`` is the minimum dose received by the hottest ``V`` (the dose at which the cumulative
-DVH crosses ``V``), interpolated within the voxel that straddles it.
+DVH crosses ``V``), interpolated within the voxel that straddles it. ``CV_V`` is TG-101's
+'critical volume' measure: the highest dose the coldest ``V`` receive.
 """
 
 from __future__ import annotations
@@ -133,11 +134,23 @@ def dvh(sd: StructureDose, bins_gy: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return cumulative, differential
 
 
-_PATTERN = re.compile(r"^(Dmax|Dmin|Dmean|D(?P<cc>[0-9.]+)cc|D(?P<pct>[0-9.]+)%|V(?P<gy>[0-9.]+)Gy)$")
+_PATTERN = re.compile(r"^(Dmax|Dmin|Dmean|D(?P<cc>[0-9.]+)cc|D(?P<pct>[0-9.]+)%|V(?P<gy>[0-9.]+)Gy|CV(?P<spared>[0-9.]+)cc)$")
+
+
+def _coldest_max(sd: StructureDose, volume_cc: float) -> float:
+    """The highest dose the coldest ``volume_cc`` receive; the structure's maximum when it holds
+    no more than that volume (all of it must then stay below the limit)."""
+    beyond = sd.total_cc - volume_cc
+    if beyond <= 0:
+        return float(sd.dose_gy[0])
+    cumulative = np.cumsum(sd.volume_cc)
+    # A hottest part that ends exactly on a voxel boundary (up to rounding) leaves that voxel out.
+    index = int(np.searchsorted(cumulative, beyond + 1e-9 * sd.total_cc, side="right"))
+    return float(sd.dose_gy[min(index, sd.dose_gy.size - 1)])
 
 
 def metric(sd: StructureDose, name: str) -> float:
-    """A named metric: Dmax (= D0.035cc), Dmin, Dmean, D<v>cc, D<x>%, V<x>Gy (cc).
+    """A named metric: Dmax (= D0.035cc), Dmin, Dmean, D<v>cc, D<x>%, V<x>Gy (cc), CV<v>cc.
 
     Parameters
     ----------
@@ -146,7 +159,9 @@ def metric(sd: StructureDose, name: str) -> float:
     name : str
         'Dmax' (the dose to the :data:`POINT_MAX_CC` 'point' volume), 'Dmin', 'Dmean',
         'D<v>cc' (e.g. 'D0.35cc'), 'D<x>%' (of the structure's volume, e.g. 'D90%') or
-        'V<x>Gy' (e.g. 'V20Gy'); any other name raises ValueError.
+        'V<x>Gy' (e.g. 'V20Gy') or 'CV<v>cc' (TG-101 critical volume: the highest dose the
+        coldest <v> cc receive, e.g. 'CV200cc'; the maximum when the structure is no larger);
+        any other name raises ValueError.
 
     Returns
     -------
@@ -156,8 +171,8 @@ def metric(sd: StructureDose, name: str) -> float:
     Examples
     --------
     >>> sd = StructureDose(np.array([3.0, 2.0, 1.0]), np.array([0.01, 0.02, 0.03]))
-    >>> metric(sd, "Dmean"), metric(sd, "D0.02cc"), metric(sd, "V2Gy")
-    (1.6666666666666667, 2.0, 0.03)
+    >>> metric(sd, "Dmean"), metric(sd, "D0.02cc"), metric(sd, "V2Gy"), metric(sd, "CV0.03cc")
+    (1.6666666666666667, 2.0, 0.03, 1.0)
     """
     match = _PATTERN.match(name)
     if not match:
@@ -174,6 +189,8 @@ def metric(sd: StructureDose, name: str) -> float:
         return dose_at_volume(sd, float(match.group("cc")))
     if match.group("pct"):
         return dose_at_volume(sd, float(match.group("pct")) / 100 * sd.total_cc)
+    if match.group("spared"):
+        return _coldest_max(sd, float(match.group("spared")))
     return volume_at_dose(sd, float(match.group("gy")))
 
 

@@ -3,18 +3,21 @@
 Spine SBRT priorities as practised: the cord (or cauda) limit is hard, target coverage
 yields near the cord. The optimiser shapes the fluence (pencil-beam influence); the final
 dose is computed by superposition and then *scaled* - dose is linear in the weights - so
-that the target's coverage dose reaches the prescription unless that would break a cord
-limit, in which case the cord limit wins and the coverage achieved is reported.
+that the target's coverage dose reaches the prescription unless that would break an organ
+limit, in which case the limit wins and the coverage achieved is reported.
 
 The maximum achievable prescription is judged on the residual gross tumour (GTV Dmin,
 ``planner/radiotherapy/protocols/targets.toml`` [achievable]): the highest prescription P for which a plan
 optimised *at P* - the GTV covered right up to the cord PRV, the cord and thecal-sac limits
-hard - still has GTV Dmin >= P once scaled so that the tightest hard limit is met exactly.
-A plan's own figure is ``GTV Dmin x min over hard limits of (limit / value)``;
-:func:`escalate` raises P until the plan can no longer follow. (Scaling only the plan made for
-the requested prescription is not enough: after separation surgery that plan sits below the
-cord limit with its near-cord dose set by the PTV edge - the CTV's whole sectors abut the
-canal whatever the gap - so the figure would not see how far the tumour is from the sac.)
+hard, every other organ's limit kept - still has GTV Dmin >= P once scaled so that the
+tightest limit is met exactly, P within the escalation bound of the dose-escalation literature
+and the plan within the target's hot-spot limit (:mod:`.achievable`, which also names the limit
+that binds). :func:`escalate` raises P until the plan can no longer follow. (Scaling only the
+plan made for the requested prescription is not enough: after separation surgery that plan
+sits below the cord limit with its near-cord dose set by the PTV edge - the CTV's whole
+sectors abut the canal whatever the gap - so the figure would not see how far the tumour is
+from the sac.) A 1 mm step of the gap is resolved on a grid of 1.25 mm in-plane
+(:data:`GAP_RESOLVING_GRID_MM`); on 2.5 mm voxels 1 and 2 mm remove the same voxels.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ from scenes.scene import Scene
 from scenes.shapes import mask_from_full
 from scenes.surgery import separation_surgery
 
+from .achievable import (ACHIEVABLE_METRIC, ACHIEVABLE_STRUCTURE, ROUNDING, achievable_from, achievable_limits,
+                         achievable_prescription, escalation_bound, full_measure, hot_spot_limit, row_measure)
 from .beams import arrangement_angles, make_beams
-from .constraints import check_constraints, constraints_for
+from .constraints import check_constraints, constraints_for, organ_structures
 from .influence import build_influence, final_dose
 from .metrics import metric, structure_dose
 from .objectives import DoseVolumeMin, Overdose, Underdose
@@ -39,8 +44,9 @@ from .optimise import optimise
 from .protocols import read_table
 from .radiobiology import alpha_beta, bed, myelopathy_band
 
-__all__ = ["Regimen", "PlanResult", "add_targets", "plan_case", "achievable_prescription", "escalate", "row_measure",
-           "COVERAGE_METRIC", "ACHIEVABLE_METRIC", "HARD_STRUCTURES"]
+__all__ = ["Regimen", "PlanResult", "add_targets", "plan_case", "achievable_prescription", "achievable_from", "escalate",
+           "row_measure", "hard_structures", "COVERAGE_METRIC", "ACHIEVABLE_METRIC", "HARD_STRUCTURES",
+           "GAP_RESOLVING_GRID_MM", "describe_binding"]
 
 #: Coverage normalisation: the dose covering 90% of the PTV (D90) reaches the prescription.
 COVERAGE_METRIC = "D90%"
@@ -52,11 +58,9 @@ def _target_rules() -> dict:
     return read_table("targets")
 
 
-#: The achievable prescription asks the gross tumour, not the cropped PTV, to be covered:
-#: epidural disease against the cord is what limits it (and what separation surgery removes).
-#: Its coldest voxel (Dmin) must reach the prescription (targets.toml [achievable], with why).
-ACHIEVABLE_STRUCTURE = str(_target_rules()["achievable"]["structure"])
-ACHIEVABLE_METRIC = str(_target_rules()["achievable"]["metric"]["value"])
+#: The planning grid (z, y, x mm) on which 1 mm steps of the separation gap are resolved
+#: (objectives.toml [gap_resolution], with the measurement behind it).
+GAP_RESOLVING_GRID_MM = tuple(float(v) for v in read_table("objectives")["gap_resolution"]["grid_mm"])
 
 #: Cord planning-risk-volume and PTV margins (planner/radiotherapy/protocols/targets.toml, with sources).
 CORD_PRV_MM = float(_target_rules()["ptv"]["cord_prv_mm"]["value"])
@@ -89,12 +93,14 @@ class PlanResult:
     """A planned case: the regimen, the normalised weights and dose, metrics and checks.
 
     ``dose_gy`` is on the planned scene's grid, normalised so that the PTV's
-    :data:`COVERAGE_METRIC` reaches the prescription unless a hard limit stops it
+    :data:`COVERAGE_METRIC` reaches the prescription unless an organ limit stops it
     (``coverage_achieved`` is then below 1); ``metrics`` maps structure -> {metric: Gy};
     ``constraints`` holds the :class:`~planner.radiotherapy.constraints.ConstraintResult`
     of every limit; ``radiobiology`` the GTV D95 BED10 and the myelopathy band;
     ``achievable_prescription_gy`` the maximum achievable prescription (GTV Dmin, see the
-    module docstring); ``notes`` what was done and found, in words.
+    module docstring) and ``achievable_binding`` the limit that binds it (kind, structure,
+    metric, limit, source: :func:`~planner.radiotherapy.achievable.achievable_limits`);
+    ``notes`` what was done and found, in words.
     """
     case_id: str
     regimen: Regimen
@@ -111,11 +117,18 @@ class PlanResult:
     #: The planned scene (with its targets) and the beams, for pictures and reports.
     scene: Scene | None = field(default=None, repr=False, compare=False)
     beams: object = field(default=None, repr=False, compare=False)
-    #: The plan that reaches the achievable prescription, scaled so that the tightest hard
-    #: limit is met exactly (its GTV Dmin is ``achievable_prescription_gy``).
+    #: The plan that reaches the achievable prescription, scaled so that the binding limit is
+    #: met exactly (its GTV Dmin is ``achievable_prescription_gy``).
     achievable_dose_gy: np.ndarray | None = field(default=None, repr=False)
     #: The escalation's probes: (prescription asked, achievable figure of that plan), Gy.
     achievable_probes: tuple = ()
+    #: The limit that binds the achievable prescription (a dict, see the class docstring; empty
+    #: when nothing does), and the achievable plan's hot spot against the target's limit.
+    achievable_binding: dict = field(default_factory=dict)
+    achievable_hot_spot: dict = field(default_factory=dict)
+    #: Every limit of the achievable plan, tightest first: where each alone would put the
+    #: figure (so a plan capped by the escalation bound still shows the organs' headroom).
+    achievable_limits: tuple = ()
 
     def to_json(self) -> str:
         """The plan's numbers as JSON (without the dose arrays, scene and beams).
@@ -124,8 +137,9 @@ class PlanResult:
         -------
         str
             An indented JSON object: case, regimen, protocol, gap, metrics, constraints,
-            radiobiology, achievable prescription with its metric and probes, coverage, notes
-            and the teaching-and-research disclaimer; NaN and infinities are written as null.
+            radiobiology, achievable prescription with its metric, binding limit, hot spot,
+            escalation bound and probes, coverage, notes and the teaching-and-research
+            disclaimer; NaN and infinities are written as null.
         """
         def clean(value):
             if isinstance(value, float) and not np.isfinite(value):
@@ -141,6 +155,9 @@ class PlanResult:
                 "radiobiology": self.radiobiology, "achievable_prescription_gy": self.achievable_prescription_gy,
                 "coverage_achieved": self.coverage_achieved, "notes": list(self.notes),
                 "achievable_metric": f"{ACHIEVABLE_STRUCTURE} {ACHIEVABLE_METRIC}",
+                "achievable_binding": self.achievable_binding, "achievable_hot_spot": self.achievable_hot_spot,
+                "achievable_limits": list(self.achievable_limits),
+                "achievable_bound": escalation_bound(self.regimen.fractions),
                 "achievable_probes": [list(p) for p in self.achievable_probes],
                 "disclaimer": "spinesim: teaching and research only, not for clinical use"}
         return json.dumps(clean(data), indent=2)
@@ -180,7 +197,9 @@ def add_targets(scene: Scene, *, ptv_margin_mm: float = PTV_MARGIN_MM, prv_margi
     -------
     Scene
         A new scene with the structures ``ctv``, ``cord_prv`` and ``ptv`` added (the PTV also
-        kept inside ``body_outline`` when the scene has one).
+        kept inside ``body_outline`` when the scene has one), and the organs the limit rows
+        name that the phantom builds from its own (skin, kidneys, airway, great vessels:
+        :func:`~planner.radiotherapy.constraints.organ_structures`).
     """
     grid = scene.grid
     gtv = scene.structure("gtv").full()
@@ -198,24 +217,27 @@ def add_targets(scene: Scene, *, ptv_margin_mm: float = PTV_MARGIN_MM, prv_margi
     if "body_outline" in scene.structures:
         ptv &= scene.structure("body_outline").full() > 0.5
     structures = dict(scene.structures)
+    for name, occupancy in organ_structures(scene).items():
+        structures[name] = mask_from_full(grid, occupancy)
     structures["ctv"] = mask_from_full(grid, ctv)
     structures["cord_prv"] = mask_from_full(grid, prv.astype(np.float32))
     structures["ptv"] = mask_from_full(grid, ptv.astype(np.float32))
     return scene.evolve(structures=structures)
 
 
-def _optimisation_region(scene: Scene, *, near_mm: float = 10.0, margin_mm: float = 30.0) -> np.ndarray:
-    """Voxel rows the optimiser sees: every voxel of the targets and organs and every voxel
-    within ``near_mm`` of the PTV, and one voxel in eight (every other along z, y, x)
-    further out, where only the dose fall-off is steered. Sampling the far region is the
-    usual way to keep the matrix small; it changes nothing the constraints measure."""
+def _optimisation_region(scene: Scene, *, near_mm: float = 10.0, margin_mm: float = 30.0, organs=()) -> np.ndarray:
+    """Voxel rows the optimiser sees: every voxel of the targets and organs (``organs``: the
+    limited structures) and every voxel within ``near_mm`` of the PTV, and one voxel in eight
+    (every other along z, y, x) further out, where only the dose fall-off is steered, all
+    within ``margin_mm`` of the PTV's box. Sampling the far region is the usual way to keep
+    the matrix small; it changes nothing the constraints measure."""
     from .influence import dose_region
 
     region = np.zeros(scene.grid.size, bool)
     region[dose_region(scene, "ptv", margin_mm=margin_mm)] = True
     region = region.reshape(scene.grid.shape)
     near = _dilate(scene.structure("ptv").full(), near_mm, scene.grid.spacing_mm)
-    for name in ("gtv", "ctv", "spinal_cord", "cauda_equina", "thecal_sac", "cord_prv", "esophagus"):
+    for name in ("gtv", "ctv", "spinal_cord", "cauda_equina", "thecal_sac", "cord_prv", "esophagus", *organs):
         if name in scene.structures:
             near |= scene.structure(name).full() > 0
     sampled = np.zeros(scene.grid.shape, bool)
@@ -272,7 +294,8 @@ def _make_terms(rows: dict, regimen: Regimen, *, escalation: bool = False) -> li
     and the fall-off ring shape the rest).
 
     ``escalation``: the plan that probes the achievable prescription, where a term's
-    ``escalation_priority`` (if it has one) replaces its priority."""
+    ``escalation_priority`` (if it has one) replaces its priority and the gross tumour's
+    maximum is kept within the hot-spot limit (targets.toml [hot_spot])."""
     settings = objective_settings()
     rx = regimen.dose_gy
     terms = []
@@ -284,12 +307,16 @@ def _make_terms(rows: dict, regimen: Regimen, *, escalation: bool = False) -> li
         options = {"volume_fraction": spec["volume_fraction"]} if "volume_fraction" in spec else {}
         terms.append(TERM_KINDS[spec["kind"]](rows=term_rows, weights=term_weights, dose_gy=spec["dose_fraction"] * rx,
                                               priority=priority, label=spec["name"], **options))
-    hard = settings["hard_limits"]
     for name, entry in rows.items():
-        if name in HARD_STRUCTURES:
+        if len(entry) == 3:  # a limited organ: (rows, weights, point-maximum limit)
             r, w, limit = entry
-            terms.append(Overdose(rows=r, weights=w, dose_gy=hard["dose_fraction_of_limit"] * limit,
-                                  priority=hard["priority"], label=f"{name} max"))
+            kind = settings["hard_limits"] if name in HARD_STRUCTURES else settings["organ_limits"]
+            terms.append(Overdose(rows=r, weights=w, dose_gy=kind["dose_fraction_of_limit"] * limit,
+                                  priority=kind["priority"], label=f"{name} max"))
+    if escalation and rows["gtv"][0].size:
+        r, w = rows["gtv"]
+        terms.append(Overdose(rows=r, weights=w, dose_gy=hot_spot_limit()["ratio"] * rx,
+                              priority=settings["hot_spot"]["priority"], label="gtv hot spot"))
     if "fall-off" in rows:
         r, w = rows["fall-off"]
         fall_off = settings["fall_off"]
@@ -302,10 +329,11 @@ def _terms(influence, scene, regimen, limits):
     return _make_terms(_term_rows(influence, scene, limits), regimen)
 
 
-def _hard_limits(constraints):
+def _point_limits(constraints):
+    """{structure: its tightest point-maximum limit (Gy)} of every limited structure."""
     limits = {}
     for c in constraints:
-        if c.structure in HARD_STRUCTURES and c.metric == "Dmax":
+        if c.metric == "Dmax":
             limits[c.structure] = min(limits.get(c.structure, np.inf), c.limit_gy)
     return limits
 
@@ -326,79 +354,6 @@ def hard_structures(constraints) -> tuple:
     return tuple(sorted({c.structure for c in constraints if c.structure in HARD_STRUCTURES}))
 
 
-def achievable_from(measure, constraints, present, *, structure=ACHIEVABLE_STRUCTURE,
-                    coverage_metric=ACHIEVABLE_METRIC) -> float:
-    """Coverage dose of ``structure`` at which the first hard limit is met exactly.
-
-    ``measure(name, metric)`` returns a metric of the current dose; ``present`` names the
-    structures that exist. Shared by full-grid plans and the row-only interactive session.
-
-    Parameters
-    ----------
-    measure : callable
-        ``measure(name, metric_name) -> float`` (Gy) on the current dose.
-    constraints : iterable of Constraint
-        The limits; only those of :data:`HARD_STRUCTURES` in ``present`` count
-        ('D10%_partial' rows excepted).
-    present : collection of str
-        The structures that exist.
-    structure : str, default ACHIEVABLE_STRUCTURE
-        The structure whose coverage is scaled (targets.toml [achievable]).
-    coverage_metric : str, default ACHIEVABLE_METRIC
-        Its coverage metric (a :func:`~planner.radiotherapy.metrics.metric` name).
-
-    Returns
-    -------
-    float
-        ``coverage x min over hard limits of (limit / value)`` in Gy; inf when no hard
-        limit applies or receives dose (NaN if the coverage is 0 too).
-    """
-    cover = measure(structure, coverage_metric)
-    ratio = np.inf
-    for c in constraints:
-        if c.structure in HARD_STRUCTURES and c.structure in present and c.metric != "D10%_partial":
-            value = measure(c.structure, c.metric)
-            if value > 0:
-                ratio = min(ratio, c.limit_gy / value)
-    return float(cover * ratio)
-
-
-def achievable_prescription(dose_gy, scene, constraints, *, structure=ACHIEVABLE_STRUCTURE,
-                            coverage_metric=ACHIEVABLE_METRIC) -> float:
-    """Coverage dose of ``structure`` at which the first hard (cord/cauda/sac) limit is met exactly.
-
-    Dose is linear in the weights, so the dose scaled by ``min(limit / value)`` over the hard
-    limits meets the tightest one exactly; the figure is the coverage of that scaled dose.
-
-    Parameters
-    ----------
-    dose_gy : numpy.ndarray
-        Dose (Gy) on the scene's grid.
-    scene : Scene
-        The planned scene (with its targets, :func:`add_targets`).
-    constraints : iterable of Constraint
-        The plan's limits; those of :data:`HARD_STRUCTURES` the scene has count
-        ('D10%_partial' rows excepted).
-    structure : str, default ACHIEVABLE_STRUCTURE
-        The structure whose coverage is scaled (the GTV, targets.toml [achievable]).
-    coverage_metric : str, default ACHIEVABLE_METRIC
-        Its coverage metric (Dmin by targets.toml).
-
-    Returns
-    -------
-    float
-        The achievable coverage dose (Gy); inf when no hard limit applies or receives dose
-        (NaN if the coverage is 0 too).
-    """
-    voxel = scene.grid.voxel_volume_cc
-
-    def measure(name, metric_name):
-        return metric(structure_dose(dose_gy, scene.structure(name).full(), voxel), metric_name)
-
-    present = {name for name in HARD_STRUCTURES if scene.has(name)}
-    return achievable_from(measure, constraints, present, structure=structure, coverage_metric=coverage_metric)
-
-
 #: Escalation search (objectives.toml [escalation]; design choices, not clinical numbers): each
 #: probe asks for ESCALATION_STEP x what the previous plan showed achievable, warm-started, with
 #: ESCALATION_ITERATIONS L-BFGS-B iterations, at most ESCALATION_PROBES probes; nothing above
@@ -408,50 +363,20 @@ ESCALATION_ITERATIONS = int(read_table("objectives")["escalation"]["iterations"]
 ESCALATION_PROBES = int(read_table("objectives")["escalation"]["probes"])
 
 
-def row_measure(matrix, weights, rows_of: dict, voxel_cc: float):
-    """``measure(name, metric)`` on the influence matrix's rows only.
-
-    Every target and organ voxel near the PTV is a row, so no full-grid dose is needed.
-
-    Parameters
-    ----------
-    matrix : scipy.sparse.csr_matrix
-        Influence matrix (rows x beamlets, Gy per unit beamlet weight).
-    weights : array_like of float
-        Beamlet weights, one per column.
-    rows_of : dict
-        ``{name: (rows, occupancy)}``: each structure's row indices and their occupancy.
-    voxel_cc : float
-        Volume of one voxel (cc).
-
-    Returns
-    -------
-    callable
-        ``measure(name, metric_name) -> float``: the named metric
-        (:func:`~planner.radiotherapy.metrics.metric`) of the structure's rows for the dose
-        of ``weights``.
-    """
-    from kernels.sparse_dose_cpu import dose_from_weights
-
-    dose = dose_from_weights(matrix, weights)
-
-    def measure(name, metric_name):
-        rows, occupancy = rows_of[name]
-        return metric(structure_dose(dose[rows], occupancy, voxel_cc), metric_name)
-
-    return measure
-
-
 def escalate(matrix, term_rows: dict, regimen: Regimen, rows_of: dict, constraints, weights, *, voxel_cc: float):
     """Search for the maximum achievable prescription on an influence matrix.
 
     Starting from ``weights`` (the plan for ``regimen``), each probe re-optimises at the
-    prescription P the last plan showed achievable (times :data:`ESCALATION_STEP`) with the
-    escalation terms (GTV covered up to the PRV, cord and sac hard, the rest of the PTV
-    yielding), and measures that plan's figure ``GTV Dmin x min(limit / value)``. The search
-    stops when a plan no longer reaches what it was asked for. Every figure is achievable
-    (its plan, scaled, meets the hard limits exactly with GTV Dmin at the figure); the best
-    is returned as ``(figure_gy, weights, probes)`` with ``probes`` the (asked, figure) pairs.
+    prescription P the last plan showed achievable (times :data:`ESCALATION_STEP`, never
+    above the escalation bound) with the escalation terms (GTV covered up to the PRV within
+    its hot-spot limit, cord and sac hard, the other organs kept below their limits, the rest
+    of the PTV yielding), and measures that plan's figure ``GTV Dmin x min(limit / value)``
+    over every limit, at most the bound (:func:`~planner.radiotherapy.achievable.achievable_limits`).
+    The search stops when a plan no longer reaches what it was asked for, breaks the hot-spot
+    limit, or reaches the bound. Every figure is achievable (its plan, scaled, meets the
+    binding limit exactly with GTV Dmin at the figure); the best plan within the hot-spot
+    limit wins (the best of all when none is), returned as ``(figure_gy, weights, probes)``
+    with ``probes`` the (asked, figure) pairs.
 
     Parameters
     ----------
@@ -460,10 +385,11 @@ def escalate(matrix, term_rows: dict, regimen: Regimen, rows_of: dict, constrain
     term_rows : dict
         Rows and volume weights of every objective structure (as the planner builds them).
     regimen : Regimen
-        The prescription ``weights`` were optimised for (its fractions are kept).
+        The prescription ``weights`` were optimised for (its fractions are kept, and set the
+        escalation bound).
     rows_of : dict
-        ``{name: (rows, occupancy)}`` of the achievable structure and the hard-limited
-        structures present.
+        ``{name: (rows, occupancy)}`` of the achievable structure and the limited structures
+        present.
     constraints : iterable of Constraint
         The plan's limits.
     weights : numpy.ndarray
@@ -479,27 +405,30 @@ def escalate(matrix, term_rows: dict, regimen: Regimen, rows_of: dict, constrain
         The weights of the plan that reached it (unscaled).
     probes : tuple of (float, float)
         (prescription asked, figure reached) of every probe, Gy; at most
-        :data:`ESCALATION_PROBES`, none above the simulator's 80 Gy range.
+        :data:`ESCALATION_PROBES`, none above the escalation bound.
     """
     present = set(rows_of)
+    bound = escalation_bound(regimen.fractions)["total_gy"]
 
-    def figure(w):
-        return achievable_from(row_measure(matrix, w, rows_of, voxel_cc), constraints, present)
+    def judge(w):
+        found = achievable_limits(row_measure(matrix, w, rows_of, voxel_cc), constraints, present,
+                                  fractions=regimen.fractions)
+        return found["hot_spot"]["ok"] is not False, found["figure_gy"]
 
-    best_gy, best_weights = figure(weights), weights
-    made_for, asked, probes = regimen.dose_gy, best_gy, []
+    best, best_weights = judge(weights), weights
+    made_for, asked, probes = regimen.dose_gy, best[1], []
     while len(probes) < ESCALATION_PROBES and np.isfinite(asked) and 0 < asked <= MAX_PRESCRIPTION_GY:
         terms = _make_terms(term_rows, Regimen(float(asked), regimen.fractions), escalation=True)
         result = optimise(matrix, terms, initial_weights=weights * (asked / made_for), max_iterations=ESCALATION_ITERATIONS)
         weights, made_for = result.weights, asked
-        reached = figure(weights)
+        within, reached = judge(weights)
         probes.append((float(asked), float(reached)))
-        if reached > best_gy:
-            best_gy, best_weights = reached, weights
-        if reached < asked:
+        if (within, reached) > best:
+            best, best_weights = (within, reached), weights
+        if reached < asked or not within or reached >= bound * (1 - ROUNDING):
             break
-        asked = reached * ESCALATION_STEP
-    return best_gy, best_weights, tuple(probes)
+        asked = min(reached * ESCALATION_STEP, bound)
+    return best[1], best_weights, tuple(probes)
 
 
 def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float | None = None, n_beams: int = 9,
@@ -571,16 +500,18 @@ def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float 
     prior = case.patient.get("prior_radiotherapy")
     constraints = constraints_for(protocol, regimen.fractions, prior_course=prior)
     scene = add_targets(scene, prv_of=hard_structures(constraints))
+    limited = tuple(sorted({c.structure for c in constraints if scene.has(c.structure)}))
     points = scene.grid.index_to_mm(np.argwhere(scene.structure("ptv").full() > 0.5))
     beams = make_beams(points, gantry_deg=arrangement_angles(arrangement, n_beams=n_beams), beamlet_mm=beamlet_mm)
     say("influence matrix")
-    influence = build_influence(scene, beams, target="ptv", roi=_optimisation_region(scene), backend=backend, report=say)
+    influence = build_influence(scene, beams, target="ptv", roi=_optimisation_region(scene, organs=limited),
+                                backend=backend, report=say)
     say("optimising")
-    term_rows = _term_rows(influence, scene, _hard_limits(constraints))
+    term_rows = _term_rows(influence, scene, _point_limits(constraints))
     result = optimise(influence.matrix, _make_terms(term_rows, regimen), max_iterations=max_iterations)
     weights = result.weights
     say("escalating to the maximum achievable prescription")
-    rows_of = {name: _rows(influence, scene, name) for name in (ACHIEVABLE_STRUCTURE,) + HARD_STRUCTURES if scene.has(name)}
+    rows_of = {name: _rows(influence, scene, name) for name in (ACHIEVABLE_STRUCTURE,) + limited}
     _, best_weights, probes = escalate(influence.matrix, term_rows, regimen, rows_of, constraints, weights,
                                        voxel_cc=scene.grid.voxel_volume_cc)
 
@@ -592,19 +523,24 @@ def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float 
 
     dose = engine_dose(weights)
     best_dose = dose if best_weights is weights else engine_dose(best_weights)
-    achievable = achievable_prescription(best_dose, scene, constraints)
-    best_cover = metric(structure_dose(best_dose, scene.structure(ACHIEVABLE_STRUCTURE).full(), scene.grid.voxel_volume_cc),
-                        ACHIEVABLE_METRIC)
-    achievable_dose = best_dose * (achievable / best_cover) if best_cover > 0 else None
-    # Normalise: PTV coverage to the prescription unless a hard limit forbids it.
-    ptv_limit = achievable_prescription(dose, scene, constraints, structure="ptv", coverage_metric=COVERAGE_METRIC)
-    cover = metric(structure_dose(dose, scene.structure("ptv").full(), scene.grid.voxel_volume_cc), COVERAGE_METRIC)
+    present = set(limited) | {ACHIEVABLE_STRUCTURE}
+    found = achievable_limits(full_measure(best_dose, scene), constraints, present, fractions=regimen.fractions)
+    achievable, binding = found["figure_gy"], found["binding"] or {}
+    best_cover = full_measure(best_dose, scene)(ACHIEVABLE_STRUCTURE, ACHIEVABLE_METRIC)
+    # Nothing limits it (no organ limit receives dose): no plan to scale.
+    achievable_dose = best_dose * (achievable / best_cover) if best_cover > 0 and np.isfinite(achievable) else None
+    # Normalise: PTV coverage to the prescription unless an organ limit forbids it.
+    normalised = achievable_limits(full_measure(dose, scene), constraints, present | {"ptv"}, structure="ptv",
+                                   coverage_metric=COVERAGE_METRIC)
+    ptv_limit = normalised["figure_gy"]
+    cover = full_measure(dose, scene)("ptv", COVERAGE_METRIC)
     scale = min(regimen.dose_gy, ptv_limit) / cover
     dose, weights = dose * scale, weights * scale
     coverage = min(1.0, ptv_limit / regimen.dose_gy)
     if coverage < 1.0:
-        notes.append(f"cord limit reached before coverage: PTV {COVERAGE_METRIC} = {ptv_limit:.1f} Gy "
-                     f"({100 * coverage:.0f}% of the prescription)")
+        limit = normalised["binding"]
+        notes.append(f"{limit['structure']} {limit['metric']} limit ({limit['limit_gy']:.1f} Gy, {limit['source']}) reached "
+                     f"before coverage: PTV {COVERAGE_METRIC} = {ptv_limit:.1f} Gy ({100 * coverage:.0f}% of the prescription)")
     results = check_constraints(dose, scene, constraints, target="gtv")
     voxel = scene.grid.voxel_volume_cc
     metrics = {}
@@ -620,8 +556,35 @@ def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float 
              "myelopathy": myelopathy_band(pmax, regimen.fractions),
              "local_control": "no validated TCP parameters for spine metastases (project reference); GTV D95 and BED10 reported"}
     notes.append(f"maximum achievable prescription: {ACHIEVABLE_STRUCTURE.upper()} {ACHIEVABLE_METRIC} reaches it with the "
-                 f"tightest cord/sac limit met exactly; escalation probes (asked -> reached, Gy): "
+                 f"binding limit met exactly ({describe_binding(binding)}); escalation probes (asked -> reached, Gy): "
                  + ", ".join(f"{a:.1f} -> {r:.1f}" for a, r in probes))
+    if found["hot_spot"]["ok"] is False:
+        notes.append(f"the achievable plan's GTV maximum is {found['hot_spot']['ratio']:.2f} x its prescription, above the "
+                     f"hot-spot limit {found['hot_spot']['limit_ratio']:.2f} ({found['hot_spot']['source']}): no probe "
+                     "kept within it")
     return PlanResult(case.id, regimen, protocol, gap_mm, weights, dose, metrics, results, radio, achievable, coverage,
                       tuple(notes + [f"optimiser: {result.iterations} iterations, {result.message}"]), scene, beams,
-                      achievable_dose_gy=achievable_dose, achievable_probes=probes)
+                      achievable_dose_gy=achievable_dose, achievable_probes=probes, achievable_binding=binding,
+                      achievable_hot_spot=found["hot_spot"], achievable_limits=tuple(found["limits"]))
+
+
+def describe_binding(binding: dict) -> str:
+    """The limit that binds the achievable prescription, in words.
+
+    Parameters
+    ----------
+    binding : dict
+        A limit of :func:`~planner.radiotherapy.achievable.achievable_limits` (its
+        ``binding``), or an empty dict / None.
+
+    Returns
+    -------
+    str
+        E.g. 'thecal_sac Dmax <= 17.0 Gy (hytec, sahgal2013_rm)' or 'escalation bound 29.2 Gy
+        (SBRT 48.5 Gy/10 ...; guckenberger2024_dose_intensified)'; 'nothing binds' without one.
+    """
+    if not binding:
+        return "nothing binds"
+    if binding["kind"] == "escalation bound":
+        return f"escalation bound {binding['limit_gy']:.1f} Gy ({binding['note']}; {binding['source']})"
+    return f"{binding['structure']} {binding['metric']} <= {binding['limit_gy']:.1f} Gy ({binding['protocol']}, {binding['source']})"

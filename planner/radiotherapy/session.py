@@ -21,7 +21,8 @@ from .beams import arrangement_angles, make_beams
 from .constraints import constraints_for
 from .influence import build_influence
 from .optimise import optimise, reoptimise
-from .plan import (ACHIEVABLE_STRUCTURE, HARD_STRUCTURES, Regimen, _hard_limits, _make_terms, _optimisation_region, _rows, _term_rows,
+from .achievable import achievable_limits
+from .plan import (ACHIEVABLE_STRUCTURE, Regimen, _make_terms, _optimisation_region, _point_limits, _rows, _term_rows,
                    achievable_from, add_targets, escalate, hard_structures, row_measure)
 
 __all__ = ["Session", "SessionState"]
@@ -76,7 +77,8 @@ class Session:
         scene = self._scenes[0.0]
         points = scene.grid.index_to_mm(np.argwhere(scene.structure("ptv").full() > 0.5))
         self.beams = make_beams(points, gantry_deg=arrangement_angles(arrangement), beamlet_mm=5.0)
-        self.influence = build_influence(scene, self.beams, target="ptv", roi=_optimisation_region(scene),
+        organs = tuple(sorted({c.structure for c in self.constraints if scene.has(c.structure)}))
+        self.influence = build_influence(scene, self.beams, target="ptv", roi=_optimisation_region(scene, organs=organs),
                                          report=lambda s: None)
         self.gap_mm = 0.0
         result = optimise(self.influence.matrix, self._terms())
@@ -93,7 +95,7 @@ class Session:
     def _rows_for_gap(self) -> dict:
         key = round(self.gap_mm, 3)
         if key not in self._term_rows:
-            self._term_rows[key] = _term_rows(self.influence, self._scene(self.gap_mm), _hard_limits(self.constraints))
+            self._term_rows[key] = _term_rows(self.influence, self._scene(self.gap_mm), _point_limits(self.constraints))
         return self._term_rows[key]
 
     def _terms(self):
@@ -128,7 +130,7 @@ class Session:
         # row): no full-grid dose is formed while a slider moves.
         matrix, _, rows_of = self._slider()
         measure = row_measure(matrix, self.weights, rows_of, self.base_scene.grid.voxel_volume_cc)
-        achievable = achievable_from(measure, self.constraints, set(rows_of))
+        achievable = achievable_from(measure, self.constraints, set(rows_of), fractions=self.regimen.fractions)
         return SessionState(self.regimen, self.gap_mm, achievable, measure("ptv", "D90%"), iterations, note)
 
     def _reoptimise(self, scale: float = 1.0):
@@ -139,8 +141,9 @@ class Session:
         """The maximum achievable prescription at the current gap, by the plan's escalation search.
 
         The escalation search of :func:`planner.radiotherapy.plan.plan_case` on the session's
-        matrix at the current gap (GTV Dmin at the tightest cord/sac limit; seconds, not a slider
-        update). The session's own state reports only the scaled current plan, a lower bound.
+        matrix at the current gap (GTV Dmin at the binding limit: every organ limit, the
+        escalation bound, the hot spot; seconds, not a slider update). The session's own state
+        reports only the scaled current plan, a lower bound.
 
         Returns
         -------
@@ -148,12 +151,18 @@ class Session:
             The maximum achievable prescription (Gy).
         probes : tuple of (float, float)
             (prescription asked, figure reached) of every probe, Gy.
+        binding : dict or None
+            The limit that binds it (:func:`~planner.radiotherapy.achievable.achievable_limits`).
         """
         matrix, term_rows, measure_rows = self._slider()
-        rows_of = {n: measure_rows[n] for n in (ACHIEVABLE_STRUCTURE,) + HARD_STRUCTURES if n in measure_rows}
-        gy, _, probes = escalate(matrix, term_rows, self.regimen, rows_of, self.constraints, self.weights,
-                                 voxel_cc=self.base_scene.grid.voxel_volume_cc)
-        return gy, probes
+        rows_of = {n: measure_rows[n] for n in {ACHIEVABLE_STRUCTURE} | {c.structure for c in self.constraints}
+                   if n in measure_rows}
+        voxel = self.base_scene.grid.voxel_volume_cc
+        gy, weights, probes = escalate(matrix, term_rows, self.regimen, rows_of, self.constraints, self.weights,
+                                       voxel_cc=voxel)
+        found = achievable_limits(row_measure(matrix, weights, rows_of, voxel), self.constraints, set(rows_of),
+                                  fractions=self.regimen.fractions)
+        return gy, probes, found["binding"]
 
     def set_prescription(self, dose_gy: float) -> SessionState:
         """New prescription (same fractions): warm-started quick re-optimisation.

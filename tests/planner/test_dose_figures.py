@@ -9,7 +9,7 @@ Golden image: see tests/planner/test_viz.py's docstring for how to regenerate.
 import numpy as np
 import pytest
 
-from planner.clinical.strategies import standard_strategies
+from planner.clinical.menu import standard_strategies
 from planner.pictures import charts
 from planner.pictures import dose_figures as figures
 from planner.radiotherapy.constraints import Constraint, ConstraintResult
@@ -203,13 +203,13 @@ DEMO_OUTCOMES = {
 
 def demo_rows():
     """Scorecard-like rows of the demo's strategies: several share their coordinates exactly."""
-    menu = standard_strategies("t10_rcc_escc2", sins_total=8, mechanical_pain=True)
+    menu = standard_strategies("t10_rcc_escc2")
     return [dict(key=s.key, strategy=s.label, local_control=lc, walking=walk, myelopathy=risk, complications=harm)
             for s in menu if s.key in DEMO_OUTCOMES for lc, walk, risk, harm in [DEMO_OUTCOMES[s.key]]]
 
 
 def test_short_labels_are_short_distinct_and_no_ids():
-    menu = standard_strategies("t10_rcc_escc2", sins_total=8, mechanical_pain=True)
+    menu = standard_strategies("t10_rcc_escc2")
     short = {s.key: charts.short_label(s.label) for s in menu}
     assert short["stabilisation_sbrt_24gy_2fx"] == "Stabilisation + SBRT 24 Gy/2"
     assert short["separation_sbrt_27gy_3fx"] == "Separation + SBRT 27 Gy/3"

@@ -58,3 +58,15 @@ def test_conformity_gradient_homogeneity_analytic():
 def test_unknown_metric_is_named():
     with pytest.raises(ValueError, match="unknown metric"):
         metric(ramp(), "D50")
+
+
+def test_critical_volume_is_the_highest_dose_of_the_coldest_volume():
+    """TG-101's critical volume ('200 cc must stay below'): CV<v>cc of a 1 cc ramp is D(1 - v)."""
+    sd = ramp()
+    assert metric(sd, "CV0.3cc") == pytest.approx(3.0, abs=0.02)
+    assert metric(sd, "CV0.3cc") == pytest.approx(metric(sd, "D0.7cc"), abs=0.02)
+    # A structure no larger than the critical volume: all of it must stay below (its maximum).
+    assert metric(sd, "CV2cc") == metric(sd, "CV1cc") == 10.0
+    # Scaling the dose scales the metric (the achievable prescription relies on it).
+    doubled = StructureDose(2 * sd.dose_gy, sd.volume_cc)
+    assert metric(doubled, "CV0.3cc") == pytest.approx(2 * metric(sd, "CV0.3cc"))

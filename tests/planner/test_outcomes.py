@@ -33,9 +33,13 @@ def test_local_control_cohort_figures_match_their_sources():
                         radiosensitivity="radioresistant")
     assert high.value == pytest.approx(100 - 4.1) and high.source == "laufer2013_jns" and high.verified
     assert low.value == pytest.approx(100 - 22.6)
-    # Rades: 61% short course, 81% long course (radiosensitive); Altoos 62% for renal cell.
+    # Rades: 61% short course, 81% long course (moderately sensitive); Altoos 62% for renal cell;
+    # the radiosensitive class takes Rades 2016's myeloma figure (93%, a flagged class extension).
     assert local_control(setting="conventional", fractions=1, gtv_d95_gy=8.0, escc_grade="2",
-                         radiosensitivity="radiosensitive").value == 61.0
+                         radiosensitivity="moderately_sensitive").value == 61.0
+    extended = local_control(setting="conventional", fractions=1, gtv_d95_gy=8.0, escc_grade="2",
+                             radiosensitivity="radiosensitive", histology="lymphoma")
+    assert extended.value == 93.0 and not extended.verified
     assert local_control(setting="conventional", fractions=10, gtv_d95_gy=30.0, escc_grade="2",
                          radiosensitivity="moderately_sensitive").value == 81.0
     assert local_control(setting="conventional", fractions=10, gtv_d95_gy=30.0, escc_grade="2",
@@ -48,6 +52,10 @@ def test_dose_floors_are_the_bed10_of_the_cohorts_lowest_regimen():
     assert floors["laufer_single_24gy"] == pytest.approx(float(bed(24.0, 1, 10.0)), abs=0.05)
     assert floors["alomair_postoperative"] == pytest.approx(float(bed(18.0, 2, 10.0)), abs=0.05)
     assert floors["srs_escc3"] == pytest.approx(float(bed(12.0, 1, 10.0)), abs=0.05)
+    # Cohorts whose lowest regimen is low: that regimen delivered at 95% (the usual minimum).
+    assert floors["laufer_low_dose_hypofractionated"] == pytest.approx(float(bed(0.95 * 18.0, 6, 10.0)), abs=0.05)
+    assert floors["cebrt_short_course"] == pytest.approx(float(bed(0.95 * 8.0, 1, 10.0)), abs=0.05)
+    assert floors["cebrt_long_course"] == pytest.approx(float(bed(0.95 * 30.0, 10, 10.0)), abs=0.05)
 
 
 @pytest.mark.parametrize("setting,fractions,grade", [("postoperative", 3, "2"), ("de_novo", 2, "1b"),
@@ -64,7 +72,7 @@ def test_local_control_never_falls_as_the_delivered_dose_rises(setting, fraction
 
 def test_cord_limited_sbrt_takes_the_low_dose_cohort():
     # 24 Gy/2 prescribed, but the GTV's D95 only 16 Gy (BED10 28.8 < 43.2): under-dosed.
-    result = local_control(setting="de_novo", fractions=2, gtv_d95_gy=16.0, escc_grade="2",
+    result = local_control(setting="de_novo", fractions=2, gtv_d95_gy=16.0, escc_grade="1c",
                            radiosensitivity="radioresistant")
     assert result.value == pytest.approx(77.4) and "sbrt_underdosed" in result.basis
 
@@ -119,24 +127,59 @@ def test_higher_dose_per_fraction_never_lowers_fracture_risk():
     # Conventional courses below the SBRT series' lowest dose per fraction (8 Gy), SBRT from it.
     for dose_per_fraction in np.linspace(1.8, 24.0, 60):
         stereotactic = dose_per_fraction > 8.0
-        result = fracture_risk(dose_per_fraction_gy=dose_per_fraction, stereotactic=stereotactic, lytic=True,
-                               baseline_collapse=False, deformity=False)
+        result = fracture_risk(dose_per_fraction_gy=dose_per_fraction, stereotactic=stereotactic, lytic=True)
         assert result.value is not None, result.basis
         assert result.value >= previous - 1e-9
         previous = result.value
     # SBRT below the series (e.g. 30 Gy/5 = 6 Gy per fraction): no figure rather than a guess.
-    assert fracture_risk(dose_per_fraction_gy=6.0, stereotactic=True, lytic=False, baseline_collapse=False,
-                         deformity=False).value is None
-    rose = fracture_risk(dose_per_fraction_gy=24.0, stereotactic=True, lytic=False, baseline_collapse=False,
-                         deformity=False)
+    assert fracture_risk(dose_per_fraction_gy=6.0, stereotactic=True, lytic=False).value is None
+    rose = fracture_risk(dose_per_fraction_gy=24.0, stereotactic=True, lytic=False)
     assert rose.value == 39.0  # Rose 2009, 24 Gy x1
 
 
-def test_fracture_risk_names_the_unquantified_factors():
-    result = fracture_risk(dose_per_fraction_gy=12.0, stereotactic=True, lytic=True, baseline_collapse=True,
-                           deformity=True)
-    for factor in ("lytic tumour", "baseline collapse", "spinal deformity"):
-        assert factor in result.basis
+def test_fracture_risk_rises_with_sahgals_factors_and_falls_with_fixation():
+    plain = fracture_risk(dose_per_fraction_gy=12.0, stereotactic=True, lytic=False).value
+    ratios = outcomes.outcome_tables()["fracture"]["hazard_ratios"]
+    lytic = fracture_risk(dose_per_fraction_gy=12.0, stereotactic=True, lytic=True)
+    # Fine-Gray: 1 - (1 - F)^HR
+    assert lytic.value == pytest.approx(100 * (1 - (1 - plain / 100) ** ratios["lytic"]))
+    worst = fracture_risk(dose_per_fraction_gy=12.0, stereotactic=True, lytic=True, baseline_collapse_pct=55,
+                          deformity=True)
+    for factor in ("lytic", "baseline fracture over 50", "deformity"):
+        assert factor in worst.basis
+    assert plain < lytic.value < worst.value <= 100
+    fixed = fracture_risk(dose_per_fraction_gy=12.0, stereotactic=True, lytic=True, baseline_collapse_pct=55,
+                          deformity=True, instrumented=True)
+    cemented = fracture_risk(dose_per_fraction_gy=12.0, stereotactic=True, lytic=True, baseline_collapse_pct=20,
+                             augmented=True)
+    assert fixed.value < worst.value and "teaching assumption" in fixed.basis
+    assert cemented.value == pytest.approx(plain)  # lytic and a small fracture taken away by cement
+
+
+def test_pain_of_an_unstable_spine_needs_stabilisation():
+    assert outcomes.pain_response(stereotactic=True, mechanical=True).value is None
+    assert outcomes.pain_response(stereotactic=True, mechanical=True, stabilised=True).value == 35.0
+    assert outcomes.retreatment(conventional_fractions=1).value > outcomes.retreatment(conventional_fractions=5).value
+    assert outcomes.retreatment(conventional_fractions=None).value is None
+
+
+def test_local_control_needs_the_cohorts_dose_and_histology():
+    # Delivered BED10 below every cohort's floor: no figure rather than the low-dose cohort's.
+    low = local_control(setting="de_novo", fractions=4, gtv_d95_gy=13.0, escc_grade="1a", radiosensitivity="radioresistant")
+    assert low.value is None
+    myeloma = local_control(setting="conventional", fractions=5, gtv_d95_gy=20.0, escc_grade="2",
+                            radiosensitivity="radiosensitive", histology="myeloma")
+    resistant = local_control(setting="conventional", fractions=5, gtv_d95_gy=20.0, escc_grade="2",
+                              radiosensitivity="radioresistant", histology="renal_cell")
+    assert myeloma.value > resistant.value and myeloma.source == "rades2016_myeloma"
+
+
+def test_decompression_outside_patchells_population_takes_the_rt_figure():
+    inside = ambulation(escc_grade="2", ambulatory=True, decompressed=True, treated=True,
+                        radiosensitivity="radioresistant", conventional_fractions=None)
+    outside = ambulation(escc_grade="2", ambulatory=True, decompressed=True, treated=True,
+                         radiosensitivity="radioresistant", conventional_fractions=None, outside_patchell="not fit for surgery")
+    assert outside.value < inside.value and "outside Patchell" in outside.basis
 
 
 def test_ambulation_figures_are_patchells_arithmetic():

@@ -9,7 +9,7 @@ import pytest
 from planner.cli.commands import main
 from planner.pictures.report import MISSING_CITATION, _tradeoff_charts, collect_citations, write_report
 from planner.clinical.scorecard import compare_strategies
-from planner.clinical.strategies import standard_strategies
+from planner.clinical.menu import standard_strategies
 
 
 class _Collector(HTMLParser):

@@ -10,7 +10,8 @@ from planner.cli.commands import main
 from planner.clinical.outcomes import Estimate
 from planner.radiotherapy.plan import Regimen
 from planner.clinical.scorecard import DEFAULT_WEIGHTS, _comment, _pareto, _scores, compare_strategies
-from planner.clinical.strategies import Procedure, Strategy, StrategyResult, standard_strategies
+from planner.clinical.menu import MenuFindings, standard_strategies, strategy_menu_for
+from planner.clinical.strategies import Procedure, Strategy, StrategyResult
 from planner.clinical.timeline import timeline
 
 GRID = (2.5, 2.5, 2.5)
@@ -74,20 +75,46 @@ def test_strategy_validation_names_the_field():
         compare_strategies("t10_rcc_escc2", weights={"walking": -1})
 
 
+def _findings(**changes):
+    base = dict(escc_grade="2", cord_compression=True, radiosensitive=False, fit_for_surgery=True,
+                established_paraplegia=False, sins_total=8, mechanical_pain=True, body_disease=True,
+                prior_radiotherapy=False)
+    return MenuFindings(**(base | changes))
+
+
 def test_standard_menu_follows_the_case():
-    keys = [s.key for s in standard_strategies("t10_rcc_escc2", sins_total=8, mechanical_pain=True)]
+    keys = [s.key for s in standard_strategies("t10_rcc_escc2", findings=_findings())]
     assert {"cebrt_8gy_1fx", "sbrt_24gy_2fx", "separation_sbrt_27gy_3fx", "decompression_cebrt_30gy_10fx",
-            "stabilisation_sbrt_24gy_2fx", "augmentation_sbrt_24gy_2fx", "best_supportive_care"} <= set(keys)
-    stable = [s.key for s in standard_strategies("l2_rcc_escc1a", sins_total=5, mechanical_pain=False)]
+            "stabilisation_sbrt_24gy_2fx", "best_supportive_care"} <= set(keys)
+    # cement does not decompress an ESCC 2 cord
+    assert "augmentation_sbrt_24gy_2fx" not in keys
+    stable = [s.key for s in standard_strategies("l2_rcc_escc1a", findings=_findings(
+        escc_grade="1a", cord_compression=False, sins_total=5, mechanical_pain=False))]
     assert "stabilisation_sbrt_24gy_2fx" not in stable and "augmentation_sbrt_24gy_2fx" not in stable
+    assert "separation_sbrt_27gy_3fx" not in stable  # nothing to separate without compression
     assert "reirradiation_sbrt_30gy_4fx" in [s.key for s in standard_strategies("t6_breast_reirradiation")]
     myeloma = standard_strategies("c5_myeloma_escc2")
     assert all(s.systemic_therapy for s in myeloma if s.key.startswith("cebrt"))
 
 
+@pytest.mark.parametrize("changes, excluded, reason", [
+    ({"fit_for_surgery": False}, "separation_sbrt_27gy_3fx", "not fit for surgery"),
+    ({"established_paraplegia": True}, "separation_sbrt_27gy_3fx", "paraplegic for more than 48 h"),
+    ({"radiosensitive": True}, "decompression_cebrt_30gy_10fx", "radiosensitive"),
+    ({"escc_grade": "0", "cord_compression": False}, "separation_surgery_alone", "no cord compression"),
+    ({"fit_for_surgery": False}, "stabilisation_sbrt_24gy_2fx", "not fit for surgery"),
+    ({"escc_grade": "1a", "cord_compression": False, "body_disease": False}, "augmentation_cebrt_8gy_1fx", "vertebral body"),
+])
+def test_indications_gate_the_menu_with_reasons(changes, excluded, reason):
+    offered, not_indicated = strategy_menu_for("t10_rcc_escc2", _findings(**changes))
+    assert excluded not in [s.key for s in offered]
+    assert any(reason in why for why in not_indicated[excluded]["reasons"])
+    assert not_indicated[excluded]["sources"]
+
+
 @pytest.fixture(scope="module")
 def card():
-    menu = {s.key: s for s in standard_strategies("t10_rcc_escc2", sins_total=8, mechanical_pain=True)}
+    menu = {s.key: s for s in standard_strategies("t10_rcc_escc2")}
     chosen = [menu[k] for k in ("sbrt_24gy_2fx", "separation_sbrt_27gy_3fx", "cebrt_8gy_1fx", "best_supportive_care")]
     return compare_strategies("t10_rcc_escc2", strategies=chosen, grid_mm=GRID)
 

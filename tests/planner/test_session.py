@@ -63,8 +63,15 @@ def test_slider_matrix_gives_the_full_matrix_update(session):
 
 
 def test_maximum_prescription_rises_with_separation(session):
+    """Surgery lifts the figure off the sac's limit; the search names what binds it and never
+    passes the escalation bound."""
+    from planner.radiotherapy.achievable import escalation_bound
+
     session.set_gap(0.0)
-    none, _ = session.maximum_prescription()
+    none, _, binding = session.maximum_prescription()
+    assert binding["structure"] in ("spinal_cord", "thecal_sac") and binding["kind"] == "organ limit"
     session.set_gap(2.0)
-    operated, probes = session.maximum_prescription()
+    operated, probes, binding = session.maximum_prescription()
     assert operated > 1.5 * none and probes
+    assert operated <= escalation_bound(2)["total_gy"] * (1 + 1e-9)
+    assert binding["source"] and binding["limit_gy"] > 0

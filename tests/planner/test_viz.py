@@ -90,11 +90,13 @@ def test_structure_meshes_lie_where_the_masks_are():
     cord = np.array(meshes["spinal_cord"].bounds).reshape(3, 2)
     canal = np.array(meshes["spinal_canal"].bounds).reshape(3, 2)
     sac = np.array(meshes["thecal_sac"].bounds).reshape(3, 2)
-    # In the axial plane (x, y) the cord lies inside the sac, which lies inside the canal.
-    assert np.all(cord[:2, 0] > sac[:2, 0]) and np.all(cord[:2, 1] < sac[:2, 1])
+    # In the axial plane (x, y) the cord lies inside the sac, which lies inside the canal (a
+    # compressed cord is pressed against the dura: its smoothed surface may touch the sac's).
+    assert np.all(cord[:2, 0] > sac[:2, 0] - 0.5) and np.all(cord[:2, 1] < sac[:2, 1] + 0.5)
     assert np.all(sac[:2, 0] >= canal[:2, 0] - 0.5) and np.all(sac[:2, 1] <= canal[:2, 1] + 0.5)
-    # The cord is about 10 x 8 mm across at T10, not a voxel-wide line or the whole grid.
-    assert 5 < cord[0, 1] - cord[0, 0] < 14 and 4 < cord[1, 1] - cord[1, 0] < 12
+    # The cord is about 10 x 8 mm across at T10, not a voxel-wide line or the whole grid (front
+    # to back its box over all slices also spans how far the tumour pushed it back).
+    assert 5 < cord[0, 1] - cord[0, 0] < 14 and 4 < cord[1, 1] - cord[1, 0] < 16
 
 
 def test_default_structures_and_isodose_surfaces():

@@ -1,28 +1,13 @@
-"""Bilsky/ESCC grades: built to order at every level, and measured back from geometry."""
+"""Bilsky/ESCC grades measured back from geometry (the builder and growth: test_lesions, test_growth)."""
 
 import numpy as np
 import pytest
 
-from scenes.anatomy import build_anatomy
+from scenes.anatomy import build_anatomy, collapse_limits
 from scenes.escc import measure_escc_grade
 from scenes.lesions import ESCC_GRADES, Lesion, lesion_geometry, posterolateral_of, reach_for_grade
-from scenes.morphometry import PHANTOM_LEVELS
 from scenes.phantom import build_phantom, default_grid, render_phantom
 from scenes.scene import scene_from_arrays
-
-
-@pytest.mark.parametrize("level", PHANTOM_LEVELS)
-def test_round_trip_every_grade(level):
-    """measure(build(grade)) == grade at the default planning resolution."""
-    anatomy = build_anatomy(level)
-    grid = default_grid(anatomy, (2.5, 1.25, 1.25))
-    wrong = {}
-    for grade in ESCC_GRADES:
-        lesion = Lesion(sites=("body",), epidural_reach_mm=reach_for_grade(anatomy, grade), requested_grade=grade)
-        measured = measure_escc_grade(render_phantom(anatomy, grid, lesion, supersample=3))
-        if measured.grade != grade:
-            wrong[grade] = measured
-    assert not wrong, wrong
 
 
 def test_reach_increases_with_grade():
@@ -30,17 +15,6 @@ def test_reach_increases_with_grade():
         anatomy = build_anatomy(level)
         reaches = [reach_for_grade(anatomy, g) for g in ESCC_GRADES]
         assert reaches == sorted(reaches) and reaches[0] == 0 and len(set(reaches)) == len(reaches)
-
-
-def test_grade_never_falls_as_the_front_advances():
-    anatomy = build_anatomy("T8")
-    grid = default_grid(anatomy, (2.5, 1.25, 1.25))
-    top = reach_for_grade(anatomy, "3")
-    grades = []
-    for reach in np.linspace(0.0, top, 9):
-        scene = render_phantom(anatomy, grid, Lesion(sites=("body",), epidural_reach_mm=float(reach)), supersample=3)
-        grades.append(ESCC_GRADES.index(measure_escc_grade(scene).grade))
-    assert grades == sorted(grades) and grades[0] == 0 and grades[-1] == 5
 
 
 def test_measure_works_on_a_scene_built_from_arrays():
@@ -85,7 +59,10 @@ def test_collapse_lowers_the_body():
     grid = default_grid(anatomy, (1.25, 2.5, 2.5))
     a = render_phantom(anatomy, grid, Lesion(collapse_pct=0), supersample=2).structure("vertebral_body_L1")
     b = render_phantom(anatomy, grid, Lesion(collapse_pct=40), supersample=2).structure("vertebral_body_L1")
-    assert b.volume_cc / a.volume_cc == pytest.approx(0.6, abs=0.03)
+    # The rendered collapse is a wedge (scenes/anatomy.py): the front loses 40%, the back
+    # loses the data file's share of that, the body keeps the mean of the two.
+    back = collapse_limits()["posterior_to_anterior_loss"]
+    assert b.volume_cc / a.volume_cc == pytest.approx(1 - 0.4 * (1 + back) / 2, abs=0.03)
 
 
 @pytest.mark.parametrize("field, value, message", [
