@@ -23,7 +23,7 @@ CLINICAL_MODULES = (
 NEUTRAL = {0.0, 1.0, 2.0, 0.5, 100.0, 1e-12, 1e-9, 1e-6}
 #: (module, value) -> why the literal is not a clinical or physical figure.
 ALLOWED = {
-    ("planner/clinical/outcomes.py", 19.0): "odds of 95:5 -- a logistic through a 5% point (mathematics)",
+    ("planner/clinical/radiation_effects.py", 19.0): "odds of 95:5 -- a logistic through a 5% point (mathematics)",
     ("planner/clinical/scorecard.py", 2.5): "measuring/planning grid spacing (a numerical setting)",
     ("planner/clinical/scorecard.py", 1.25): "measuring grid spacing (a numerical setting)",
     ("planner/clinical/timeline.py", 2.5): "planning grid spacing (a numerical setting)",

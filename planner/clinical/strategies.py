@@ -23,8 +23,8 @@ from planner.radiotherapy.radiobiology import lq_extrapolation_warning
 
 from .data import read_table
 from .prognosis import score_tables
-from .outcomes import (Estimate, ambulation, course_days, fracture_risk, hospital_days, local_control,
-                       myelopathy_risk, outcome_tables, pain_response, retreatment, surgical_risk, untreated_status)
+from .outcomes import Estimate, ambulation, course_days, hospital_days, outcome_tables, surgical_risk, untreated_status
+from .radiation_effects import fracture_risk, local_control, myelopathy_risk, pain_response, retreatment
 
 __all__ = ["Procedure", "Strategy", "StrategyResult", "evaluate_strategy", "case_after_delay", "radiosensitivity_of",
            "PROCEDURES", "TECHNIQUES"]

@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from planner.clinical import outcomes
+from planner.clinical import outcomes, radiation_effects
+from planner.clinical.outcomes import ambulation, course_days, outcome_tables, untreated_status
+from planner.clinical.radiation_effects import fracture_risk, isotonic_fit, local_control, myelopathy_risk
 from planner.pictures.report import collect_citations
-from planner.clinical.outcomes import (ambulation, course_days, fracture_risk, isotonic_fit, local_control, myelopathy_risk,
-                              outcome_tables, untreated_status)
 from planner.radiotherapy.radiobiology import bed, eqd2
 
 
@@ -157,10 +157,10 @@ def test_fracture_risk_rises_with_sahgals_factors_and_falls_with_fixation():
 
 
 def test_pain_of_an_unstable_spine_needs_stabilisation():
-    assert outcomes.pain_response(stereotactic=True, mechanical=True).value is None
-    assert outcomes.pain_response(stereotactic=True, mechanical=True, stabilised=True).value == 35.0
-    assert outcomes.retreatment(conventional_fractions=1).value > outcomes.retreatment(conventional_fractions=5).value
-    assert outcomes.retreatment(conventional_fractions=None).value is None
+    assert radiation_effects.pain_response(stereotactic=True, mechanical=True).value is None
+    assert radiation_effects.pain_response(stereotactic=True, mechanical=True, stabilised=True).value == 35.0
+    assert radiation_effects.retreatment(conventional_fractions=1).value > radiation_effects.retreatment(conventional_fractions=5).value
+    assert radiation_effects.retreatment(conventional_fractions=None).value is None
 
 
 def test_local_control_needs_the_cohorts_dose_and_histology():
