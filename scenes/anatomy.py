@@ -37,7 +37,7 @@ import numpy as np
 from ._data import load_data, value_of
 from .morphometry import LEVELS, PHANTOM_LEVELS, LevelDimensions, level_dimensions, level_index, region_of
 from .organs import Frame, build_organs
-from .shapes import Box, EllipticCylinder, Empty, Rod, Shape, Tube, Union
+from .shapes import Box, EllipticCylinder, Empty, Rod, Shape, Tube, Union, midline_tube
 
 __all__ = ["Vertebra", "Anatomy", "build_anatomy", "column_z_centres", "HalfSpace", "Moved", "collapse_limits"]
 
@@ -284,7 +284,7 @@ def _collapse(index: Vertebra, above: Vertebra, collapse_pct: float, kyphosis_de
     front_loss = d.body_height_mm * collapse_pct / 100
     back_loss = ratio * front_loss
     z_top = index.z_centre_mm + d.body_height_mm / 2
-    y_front, y_back = index.body_front_y_mm, index.body_front_y_mm + d.body_depth_mm
+    y_front = index.body_front_y_mm
     rise = front_loss - back_loss  # the upper endplate drops this much more in front
     length = math.hypot(d.body_depth_mm, rise)
     plane = HalfSpace((z_top - front_loss, y_front), (d.body_depth_mm / length, -rise / length))
@@ -372,14 +372,6 @@ def _vertebra(level: str, z_centre: float) -> Vertebra:
                     transverse[0], transverse[1], shell)
 
 
-def _tube(z_list, ry, rx, cy, z_range) -> Shape:
-    if z_range[1] <= z_range[0]:
-        return Empty()
-    order = np.argsort(z_list)
-    pick = lambda values: tuple(float(np.asarray(values)[i]) for i in order)  # noqa: E731
-    return Tube(pick(z_list), pick(ry), pick(rx), pick(cy), tuple(0.0 for _ in order), tuple(z_range))
-
-
 def _conus_z(centres: dict[str, float]) -> float:
     # Mean conus level: lower third of L1 (saifuddin1998_conus) -> centre of that third.
     l1 = level_dimensions("L1")
@@ -414,7 +406,7 @@ def _outline(index: Vertebra, centres: dict[str, float], z_limits) -> Shape:
     anchors = [name for name in LEVELS if bottom - 40 <= centres[name] <= top + 40]
     z = [centres[name] for name in anchors]
     ry, rx = zip(*(radii(name) for name in anchors))
-    return _tube(z, ry, rx, [y_skin - r for r in ry], (bottom, top))
+    return midline_tube(z, ry, rx, [y_skin - r for r in ry], (bottom, top))
 
 
 def build_anatomy(level: str, *, neighbours: int = 1, collapse_pct: float = 0.0, kyphosis_deg: float = 0.0) -> Anatomy:
@@ -494,13 +486,13 @@ def build_anatomy(level: str, *, neighbours: int = 1, collapse_pct: float = 0.0,
     anchor_levels = [name for name in LEVELS if bottom - 40 <= centres[name] <= top + 40]
     dims = [level_dimensions(name) for name in anchor_levels]
     z_anchor = [centres[name] for name in anchor_levels]
-    canal = _tube(z_anchor, [d.canal_depth_mm / 2 for d in dims], [d.canal_width_mm / 2 for d in dims],
+    canal = midline_tube(z_anchor, [d.canal_depth_mm / 2 for d in dims], [d.canal_width_mm / 2 for d in dims],
                   [0.0] * len(dims), (bottom, top))
     sac_centre = [-d.canal_depth_mm / 2 + d.sac_ap_mm / 2 for d in dims]
     sac_ry = [d.sac_ap_mm / 2 for d in dims]
     sac_rx = [d.sac_rl_mm / 2 for d in dims]
     sac_bottom = bottom if "S2" not in anchor_levels else max(bottom, centres["S2"])
-    sac = _tube(z_anchor, sac_ry, sac_rx, sac_centre, (sac_bottom, top))
+    sac = midline_tube(z_anchor, sac_ry, sac_rx, sac_centre, (sac_bottom, top))
     conus = _conus_z(centres)
     conus_table = load_data("anatomy").get("conus", {})
     cord_ry = [d.cord_ap_mm / 2 for d in dims]
@@ -509,9 +501,9 @@ def build_anatomy(level: str, *, neighbours: int = 1, collapse_pct: float = 0.0,
     if "L1" in anchor_levels:  # the conus tapers from the T12 cord to the tip
         i = anchor_levels.index("L1")
         cord_ry[i], cord_rx[i] = value_of(conus_table["ap_mm"]) / 2, value_of(conus_table["rl_mm"]) / 2
-    cord = _tube(cord_z, cord_ry, cord_rx, sac_centre, (max(bottom, conus), top))
+    cord = midline_tube(cord_z, cord_ry, cord_rx, sac_centre, (max(bottom, conus), top))
     cauda_centre = [c + (s - r) for c, s, r in zip(sac_centre, sac_ry, [d.cord_ap_mm / 2 for d in dims])]
-    cauda = _tube(z_anchor, [d.cord_ap_mm / 2 for d in dims], [d.cord_rl_mm / 2 for d in dims], cauda_centre,
+    cauda = midline_tube(z_anchor, [d.cord_ap_mm / 2 for d in dims], [d.cord_rl_mm / 2 for d in dims], cauda_centre,
                   (sac_bottom, min(top, conus)))
     if collapse is not None:
         canal, sac, cord, cauda = (collapse.tube(t) for t in (canal, sac, cord, cauda))

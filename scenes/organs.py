@@ -35,7 +35,7 @@ import numpy as np
 
 from ._data import load_data, value_of
 from .morphometry import LEVELS, level_dimensions, level_index
-from .shapes import Box, Ellipsoid, EllipticCylinder, Empty, Rod, Shape, Tube, Union
+from .shapes import Box, Ellipsoid, EllipticCylinder, Rod, Shape, Tube, Union, midline_tube
 
 __all__ = ["Frame", "build_organs", "outline_section"]
 
@@ -60,14 +60,6 @@ def _levels_between(first: str, last: str) -> list[str]:
 def _present(first: str, last: str, vertebrae) -> list:
     wanted = set(_levels_between(first, last))
     return [v for v in vertebrae if v.level in wanted]
-
-
-def _tube(z_list, ry, rx, cy, z_range) -> Shape:
-    if z_range[1] <= z_range[0]:
-        return Empty()
-    order = np.argsort(z_list)
-    pick = lambda values: tuple(float(np.asarray(values)[i]) for i in order)  # noqa: E731
-    return Tube(pick(z_list), pick(ry), pick(rx), pick(cy), tuple(0.0 for _ in order), tuple(z_range))
 
 
 def outline_section(outline: Shape, z_mm: float) -> tuple[float, float, float]:
@@ -122,7 +114,7 @@ def _oesophagus(vertebrae, z_limits) -> Shape | None:
     cy = [v.body_front_y_mm - gap - ry for v in here]
     z0 = bottom if here[-1] is vertebrae[-1] else here[-1].z_range_mm[0]
     z1 = top if here[0] is vertebrae[0] else here[0].z_range_mm[1]
-    return _tube(z, [ry] * len(z), [rx] * len(z), cy, (z0, z1))
+    return midline_tube(z, [ry] * len(z), [rx] * len(z), cy, (z0, z1))
 
 
 def _by_level(rows, name):
@@ -203,7 +195,7 @@ def _airway(frame, outline, z_limits) -> dict[str, Shape]:
     # Kept inside the body: at C7 the neck circle (a mid-neck circumference placed by the
     # C7 skin depth) is up to a few mm shallower than the sourced neck contents in front of
     # the body, and the air column is cut there rather than left outside the skin.
-    tube = _tube(z, ry, rx, cy, (carina_z, max(top, carina_z) + 1.0)) & outline
+    tube = midline_tube(z, ry, rx, cy, (carina_z, max(top, carina_z) + 1.0)) & outline
     trachea_top = frame(air["trachea_first_level"]).z_mm
     if _span_overlaps((trachea_top, top + 1.0), z_limits):
         out["larynx"] = tube & Box((trachea_top, -1e3, -1e3), (top + 1.0, 1e3, 1e3))
@@ -251,7 +243,7 @@ def _cavity(frame, outline) -> tuple[Tube, Callable[[float], tuple]]:
         cy.append((front + back) / 2)
         ry.append((back - front) / 2)
         rx.append(half)
-    cavity = _tube(z, ry, rx, cy, (min(z), max(z)))
+    cavity = midline_tube(z, ry, rx, cy, (min(z), max(z)))
     return cavity, lambda height: (float(np.interp(height, cavity.z_mm, cavity.centre_y_mm)),
                                    float(np.interp(height, cavity.z_mm, cavity.radii_y_mm)),
                                    float(np.interp(height, cavity.z_mm, cavity.radii_x_mm)))

@@ -22,7 +22,7 @@ from scipy import ndimage
 from .grid import Grid
 
 __all__ = [
-    "Shape", "Ellipsoid", "EllipticCylinder", "Box", "Rod", "Tube", "Empty", "Union",
+    "Shape", "Ellipsoid", "EllipticCylinder", "Box", "Rod", "Tube", "midline_tube", "Empty", "Union",
     "Mask", "rasterize", "empty_mask",
 ]
 
@@ -400,6 +400,43 @@ class Tube(Shape):
             return Empty()
         z0, z1 = self.z_range_mm
         return Tube(self.z_mm, tuple(ry), tuple(rx), self.centre_y_mm, self.centre_x_mm, (z0 - delta_mm, z1 + delta_mm))
+
+
+def midline_tube(z_mm, radii_y_mm, radii_x_mm, centre_y_mm, z_range_mm) -> Shape:
+    """A :class:`Tube` centred on the midline (x = 0) through anchors given in any z order;
+    :class:`Empty` when ``z_range_mm`` is empty.
+
+    Parameters
+    ----------
+    z_mm : sequence of float
+        Anchor heights (any order; sorted here).
+    radii_y_mm, radii_x_mm : sequence of float
+        Half-axes (AP, RL) at each anchor.
+    centre_y_mm : sequence of float
+        AP centre at each anchor.
+    z_range_mm : tuple of float
+        (bottom, top) of the tube.
+
+    Returns
+    -------
+    Shape
+        The tube, or :class:`Empty`.
+
+    Examples
+    --------
+    >>> tube = midline_tube([5.0, -5.0], [2.0, 3.0], [2.0, 3.0], [0.0, 0.0], (-5.0, 5.0))
+    >>> tube.z_mm, tube.radii_y_mm
+    ((-5.0, 5.0), (3.0, 2.0))
+    """
+    if z_range_mm[1] <= z_range_mm[0]:
+        return Empty()
+    order = np.argsort(z_mm)
+
+    def pick(values):
+        return tuple(float(np.asarray(values)[i]) for i in order)
+
+    return Tube(pick(z_mm), pick(radii_y_mm), pick(radii_x_mm), pick(centre_y_mm), tuple(0.0 for _ in order),
+                tuple(z_range_mm))
 
 
 # ---------------------------------------------------------------------------------------

@@ -10,17 +10,15 @@ not for clinical use.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from scenes.cases import Case, load_case
 
 from planner.radiotherapy.plan import Regimen
 
 from .data import read_table
 from .prognosis import score_tables
-from .strategies import Procedure, Strategy, radiosensitivity_of
+from .strategies import MenuFindings, Procedure, Strategy, radiosensitivity_of
 
-__all__ = ["strategy_menu", "strategy_key", "MenuFindings", "menu_findings", "indication_failures", "strategy_menu_for",
+__all__ = ["strategy_menu", "strategy_key", "menu_findings", "indication_failures", "strategy_menu_for",
            "standard_strategies"]
 
 
@@ -68,25 +66,6 @@ def _option(value, menu: dict):
         entry = menu[table][name]
         return entry["value"] if isinstance(entry, dict) else entry
     return value
-
-
-@dataclass(frozen=True)
-class MenuFindings:
-    """What the indications of the menu (``indications.toml``) are judged on: the measured
-    scene and the patient, as NOMS read them.
-
-    Build it from a NOMS assessment with :func:`menu_findings`.
-    """
-
-    escc_grade: str
-    cord_compression: bool
-    radiosensitive: bool
-    fit_for_surgery: bool
-    established_paraplegia: bool
-    sins_total: int
-    mechanical_pain: bool
-    body_disease: bool
-    prior_radiotherapy: bool
 
 
 def menu_findings(case: Case, assessment) -> MenuFindings:

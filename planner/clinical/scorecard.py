@@ -262,7 +262,7 @@ class Scorecard:
             lines.append(" ".join(cells))
         lines.append("* Pareto-optimal   N the NOMS recommendation   bold: best in its column   "
                      "weights: " + ", ".join(f"{k} {v:g}" for k, v in self.weights.items()))
-        for key, entry in self.not_indicated.items():
+        for entry in self.not_indicated.values():
             lines.append(f"not indicated: {entry['label']} ({'; '.join(entry['reasons'])})")
         lines.append(f"NOMS: {self.noms.summary}. {self.comment}")
         lines.append(self.disclaimer)

@@ -27,7 +27,7 @@ from .outcomes import Estimate, ambulation, course_days, hospital_days, outcome_
 from .radiation_effects import fracture_risk, local_control, myelopathy_risk, pain_response, retreatment
 
 __all__ = ["Procedure", "Strategy", "StrategyResult", "evaluate_strategy", "case_after_delay", "radiosensitivity_of",
-           "PROCEDURES", "TECHNIQUES"]
+           "MenuFindings", "PROCEDURES", "TECHNIQUES"]
 
 #: Procedure name -> (function of scenes.surgery, its option, open surgery?, decompresses the cord?)
 PROCEDURES = {
@@ -150,6 +150,25 @@ class Strategy:
         if self.regimen is None:
             return "surgery alone" if self.procedures else "best supportive care"
         return ("surgery + " if self.procedures else "") + ("SBRT" if self.technique == "sbrt" else "cEBRT")
+
+
+@dataclass(frozen=True)
+class MenuFindings:
+    """What the indications of the menu (``indications.toml``) are judged on: the measured
+    scene and the patient, as NOMS read them.
+
+    Build it from a NOMS assessment with :func:`planner.clinical.menu.menu_findings`.
+    """
+
+    escc_grade: str
+    cord_compression: bool
+    radiosensitive: bool
+    fit_for_surgery: bool
+    established_paraplegia: bool
+    sins_total: int
+    mechanical_pain: bool
+    body_disease: bool
+    prior_radiotherapy: bool
 
 
 def radiosensitivity_of(case: Case) -> str:
@@ -407,18 +426,19 @@ def evaluate_strategy(case: Case | str, strategy: Strategy, *, scene: Scene, esc
         fractions = strategy.regimen.fractions
         stereotactic = strategy.technique == "sbrt"
         setting = "conventional" if not stereotactic else ("postoperative" if strategy.decompressed else "de_novo")
+        def control(in_setting):
+            return local_control(setting=in_setting, fractions=fractions, gtv_d95_gy=dosimetry["gtv_d95_gy"],
+                                 escc_grade=escc_grade, radiosensitivity=sensitivity, histology=case.histology)
+
         outside = list(outside_sbrt) if stereotactic else []
+        estimates["local_control"] = control(setting)
         high = score_tables()["noms"]["neurologic"]["high_grade"]
-        if stereotactic and setting == "de_novo" and escc_grade in high and local_control(
-                setting=setting, fractions=fractions, gtv_d95_gy=dosimetry["gtv_d95_gy"], escc_grade=escc_grade,
-                radiosensitivity=sensitivity, histology=case.histology).value is None:
+        if (stereotactic and setting == "de_novo" and escc_grade in high
+                and estimates["local_control"].value is None):
             outside.append(f"ESCC {escc_grade} without decompression: the SBRT trials excluded cord compression "
                            f"(sc24, prest2019) and the reference has no SBRT-alone cohort of it in {sensitivity} tumours")
-        estimates["local_control"] = local_control(setting="conventional" if outside else setting, fractions=fractions,
-                                                   gtv_d95_gy=dosimetry["gtv_d95_gy"], escc_grade=escc_grade,
-                                                   radiosensitivity=sensitivity, histology=case.histology)
         if outside:
-            estimates["local_control"] = _outside(estimates["local_control"], outside)
+            estimates["local_control"] = _outside(control("conventional"), outside)
         prior = patient.get("prior_radiotherapy")
         # Sahgal's stereotactic model is on the thecal-sac Pmax, Schultheiss' on the cord itself.
         pmax = dosimetry["cord_pmax_gy"] if stereotactic else dosimetry["spinal_cord_dmax_gy"]

@@ -10,8 +10,8 @@ from planner.cli.commands import main
 from planner.clinical.outcomes import Estimate
 from planner.radiotherapy.plan import Regimen
 from planner.clinical.scorecard import DEFAULT_WEIGHTS, _comment, _pareto, _scores, compare_strategies
-from planner.clinical.menu import MenuFindings, standard_strategies, strategy_menu_for
-from planner.clinical.strategies import Procedure, Strategy, StrategyResult
+from planner.clinical.menu import standard_strategies, strategy_menu_for
+from planner.clinical.strategies import MenuFindings, Procedure, Strategy, StrategyResult
 from planner.clinical.timeline import timeline
 
 GRID = (2.5, 2.5, 2.5)
