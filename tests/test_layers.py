@@ -24,7 +24,10 @@ LAYERS = {
     "planner.radiotherapy": 3,
     "planner.clinical": 4,
     "planner.pictures": 5,
-    "planner.cli": 6,
+    "planner.dicom": 5,      # DICOM RT in and out (issue 13 of the series): plans, doses, structures
+    "planner.sweeps": 6,     # scripted scenario sweeps; their report draws with planner.pictures
+    "planner.app": 6,        # the resident app (trame); draws with planner.pictures
+    "planner.cli": 7,
 }
 #: Only these rooms may import PyVista or VTK, and only inside functions.
 PYVISTA_ROOMS = ("planner.pictures.three_d", "planner.app")

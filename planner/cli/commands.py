@@ -110,7 +110,22 @@ def _parser() -> argparse.ArgumentParser:
                       help=f"comma-separated increasing delays in weeks, 0..{WEEKS_MAX:g} (default 0,2,4,8,12)")
     line.add_argument("--spacing-mm", type=_spacing, default=(2.5, 2.5, 2.5), help="planning grid z,y,x in mm")
     line.add_argument("--json", default=None, help="also write the timeline as JSON to this file")
+    for module in _command_modules():
+        module.add_parser(commands)
     return parser
+
+
+#: Commands that live in their own module under planner/cli/. Each module defines
+#: ``NAME``, ``add_parser(commands)``, ``check(args)`` (standard library only: runs before any
+#: heavy import, raises ValueError with a one-line message) and ``run(args, out) -> int``.
+#: A module must import nothing heavy at module level: the parser imports all of them.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def _command_modules():
+    import importlib
+
+    return [importlib.import_module(name) for name in COMMAND_MODULES]
 
 
 # --- the checks: standard library and TOML reads only --------------------------------------
@@ -440,7 +455,11 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    modules = {module.NAME: module for module in _command_modules()}
     try:
+        if args.command in modules:
+            modules[args.command].check(args)
+            return modules[args.command].run(args, sys.stdout)
         if args.command in _CHECKS:
             _CHECKS[args.command](args)
         return _HANDLERS[args.command](args, sys.stdout)
