@@ -12,7 +12,7 @@ from planner.radiotherapy.beams import make_beams, posterior_fan_angles
 from planner.radiotherapy.constraints import constraints_for
 from planner.radiotherapy.influence import build_influence
 from planner.radiotherapy.optimise import optimise, reoptimise
-from planner.radiotherapy.plan import Regimen, _hard_limits, _optimisation_region, _terms, add_targets
+from planner.radiotherapy.plan import Regimen, _point_limits, _optimisation_region, _terms, add_targets
 from scenes.cases import build_scene
 
 
@@ -23,7 +23,7 @@ def problem():
     points = scene.grid.index_to_mm(np.argwhere(scene.structure("ptv").full() > 0.5))
     beams = make_beams(points, gantry_deg=posterior_fan_angles(9), beamlet_mm=5.0)
     influence = build_influence(scene, beams, target="ptv", roi=_optimisation_region(scene), report=lambda s: None)
-    limits = _hard_limits(constraints)
+    limits = _point_limits(constraints)
     terms = _terms(influence, scene, Regimen(24.0, 2), limits)
     optimise(influence.matrix, terms, max_iterations=3)  # JIT warm-up
     return scene, influence, limits, terms

@@ -3,6 +3,9 @@
 Arrays and a :class:`kernels.beam_model.BeamModel` in, dose (Gy per unit fluence, i.e. per
 photon/cm^2 at the isocentre plane where the fluence map is 1) out. Dose is dose to the
 local medium: deposited energy over the voxel's mass.
+
+``backend`` ('auto', 'cpu' or 'cuda', :mod:`kernels._dispatch`) picks the kernel twins; on the
+GPU the released energy stays on the device between TERMA and the cone transport.
 """
 
 from __future__ import annotations
@@ -10,9 +13,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ._dispatch import resolve_backend, twin
 from .beam_model import MEV_PER_G_TO_GY, BeamModel
-from .superposition_cpu import collapsed_cone
-from .terma_cpu import terma
 
 __all__ = ["released_energy", "superposition_dose", "blurred_fluence", "square_field"]
 
@@ -39,15 +41,29 @@ def blurred_fluence(fluence, fluence_spacing_mm, model: BeamModel):
 
 
 def released_energy(electron_density, origin_mm, spacing_mm, source_mm, axis, u, v, fluence, fluence_origin_mm,
-                    fluence_spacing_mm, model: BeamModel, *, subsamples: int = 3):
-    """Energy released per voxel (MeV per unit fluence) by the beam's primary photons."""
+                    fluence_spacing_mm, model: BeamModel, *, subsamples: int = 3, backend: str = "cpu",
+                    keep_on_device: bool = False, source_axis_distance_mm: float | None = None):
+    """Energy released per voxel (MeV per unit fluence) by the beam's primary photons.
+
+    The fluence map lies on the plane ``source_axis_distance_mm`` from the source (default the
+    model's SAD; a beam at another SAD passes its own). ``keep_on_device`` (CUDA backend only)
+    returns the device array instead of a host copy."""
+    sad_mm = float(model.source_axis_distance_mm if source_axis_distance_mm is None else source_axis_distance_mm)
+    if not sad_mm > 0:
+        raise ValueError(f"source_axis_distance_mm must be > 0, got {sad_mm}")
     if not 1 <= int(subsamples) <= 8:
         raise ValueError(f"subsamples must be 1..8, got {subsamples}")
+    kernel = twin("terma", backend).terma
     eta = np.ascontiguousarray(electron_density, dtype=np.float64)
-    out = np.zeros(eta.shape)
+    if resolve_backend(backend) == "cuda" and keep_on_device:
+        from numba import cuda
+
+        out = cuda.device_array(eta.shape, np.float64)
+    else:
+        out = np.zeros(eta.shape)
     fluence = blurred_fluence(fluence, fluence_spacing_mm, model)
-    terma(eta, np.asarray(origin_mm, float), np.asarray(spacing_mm, float), np.asarray(source_mm, float),
-          np.asarray(axis, float), np.asarray(u, float), np.asarray(v, float), float(model.source_axis_distance_mm),
+    kernel(eta, np.asarray(origin_mm, float), np.asarray(spacing_mm, float), np.asarray(source_mm, float),
+          np.asarray(axis, float), np.asarray(u, float), np.asarray(v, float), sad_mm,
           np.ascontiguousarray(fluence), np.asarray(fluence_origin_mm, float), np.asarray(fluence_spacing_mm, float),
           model.energies_mev, model.photon_fractions, model.mu_water_cm2_g, int(subsamples), out)
     return out
@@ -55,15 +71,24 @@ def released_energy(electron_density, origin_mm, spacing_mm, source_mm, axis, u,
 
 def superposition_dose(density, electron_density, origin_mm, spacing_mm, source_mm, axis, u, v, fluence,
                        fluence_origin_mm, fluence_spacing_mm, model: BeamModel, *, subsamples: int = 3,
-                       n_azimuth: int | None = None):
+                       n_azimuth: int | None = None, backend: str = "cpu", source_axis_distance_mm: float | None = None):
     """Dose (Gy per unit fluence) of one beam by collapsed-cone superposition.
 
+    ``source_axis_distance_mm``: the distance from the source of the plane the fluence map is
+    given on (default the model's SAD).
+
     Returns ``(dose_gy, released_mev, deposited_mev)``; the last two allow an energy balance.
+    ``backend``: 'auto', 'cpu' or 'cuda' (the CUDA twins agree with the CPU's to rounding).
     """
+    on_device = resolve_backend(backend) == "cuda"
     released = released_energy(electron_density, origin_mm, spacing_mm, source_mm, axis, u, v, fluence,
-                               fluence_origin_mm, fluence_spacing_mm, model, subsamples=subsamples)
+                               fluence_origin_mm, fluence_spacing_mm, model, subsamples=subsamples, backend=backend,
+                               keep_on_device=on_device, source_axis_distance_mm=source_axis_distance_mm)
     directions, amplitudes, rates = model.directions(axis, n_azimuth=n_azimuth)
-    deposited = collapsed_cone(released, electron_density, spacing_mm, directions, amplitudes, rates)
+    eta = np.ascontiguousarray(electron_density, dtype=np.float64)
+    deposited = twin("superposition", backend).collapsed_cone(released, eta, spacing_mm, directions, amplitudes, rates)
+    if on_device:
+        released = released.copy_to_host()
     mass_g = np.asarray(density, dtype=np.float64) * (np.prod(spacing_mm) / 1000.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         dose = np.where(mass_g > 0, deposited / mass_g, 0.0) * MEV_PER_G_TO_GY

@@ -4,8 +4,13 @@
 split the rows into ``n_chunks`` contiguous blocks holding about the same number of entries
 (row lengths differ a lot, so equal row counts would leave one thread waiting), one block per
 parallel task. ``A @ w`` writes each row once (no write conflicts); ``A.T @ g`` accumulates one
-private column vector per block (beamlets are few: a few KiB each), added at the end (no
-atomics, deterministic for a given ``n_chunks``). Sums are in float64.
+private column vector per block (beamlets are few: a few KiB each), added at the end in block
+order (no atomics, deterministic for a given ``n_chunks``). Sums are in float64.
+
+Thread count: the default ``n_chunks`` comes from the matrix alone (:func:`default_chunks`:
+one block per ``ENTRIES_PER_CHUNK`` entries, at most ``MAX_CHUNKS``), never from numba's
+thread count, so both products give bit-identical results on 1 thread or 64 (issue 18; before,
+``A.T @ g`` used one block per thread and its rounding changed with the thread count).
 
 Loop structure (measured, not cosmetic): each row is walked through slices indexed from 0 and
 the column index is read as unsigned, so numba emits no negative-index wraparound code in the
@@ -15,14 +20,20 @@ ran at less than half the speed (benchmarks/README.md, Dose core).
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import njit
 
 from ._numba import CPU, CPU_PARALLEL, prange
 
 __all__ = ["csr_matvec", "csr_rmatvec", "balanced_row_blocks", "dose_from_weights", "gradient_to_weights",
-           "transposed_copy"]
+           "transposed_copy", "default_chunks", "ENTRIES_PER_CHUNK", "MAX_CHUNKS"]
+
+#: Default row blocks: one per this many entries (enough work per parallel task to hide the
+#: task's start-up), at most MAX_CHUNKS (each block of A.T @ g costs a private column vector
+#: and its share of the final sum; 64 blocks of 530 columns: 271 KiB and 34 k additions
+#: against millions of entries). A function of the matrix only: see the module docstring.
+ENTRIES_PER_CHUNK = 1 << 16
+MAX_CHUNKS = 64
 
 
 @njit(**CPU)
@@ -117,8 +128,14 @@ def csr_rmatvec(indptr, indices, data, gradient, n_columns, n_chunks, out):
         out[col] = total
 
 
-def _chunks(n_chunks):
-    chunks = int(n_chunks or max(1, numba.get_num_threads()))
+def default_chunks(nnz: int) -> int:
+    """Row blocks of a matrix with ``nnz`` entries: ``nnz // ENTRIES_PER_CHUNK`` in 1..MAX_CHUNKS,
+    whatever the thread count (so the products' rounding never depends on it)."""
+    return int(min(MAX_CHUNKS, max(1, int(nnz) // ENTRIES_PER_CHUNK)))
+
+
+def _chunks(n_chunks, nnz):
+    chunks = default_chunks(nnz) if n_chunks is None else int(n_chunks)
     if chunks < 1:
         raise ValueError(f"n_chunks must be >= 1, got {n_chunks}")
     return chunks
@@ -126,12 +143,13 @@ def _chunks(n_chunks):
 
 def dose_from_weights(matrix, weights, *, n_chunks: int | None = None):
     """``matrix @ weights`` (float64) with the Numba kernel; ``matrix`` is scipy.sparse CSR.
-    ``n_chunks`` (default: numba's thread count) row blocks of equal entry counts."""
+    ``n_chunks`` (default :func:`default_chunks`, set by the matrix, not the thread count) row
+    blocks of equal entry counts; the result does not depend on it."""
     weights = np.ascontiguousarray(weights, dtype=np.float64)
     if weights.shape != (matrix.shape[1],):
         raise ValueError(f"weights must have shape ({matrix.shape[1]},), got {weights.shape}")
     out = np.empty(matrix.shape[0])
-    csr_matvec(matrix.indptr, matrix.indices, matrix.data, weights, out, _chunks(n_chunks))
+    csr_matvec(matrix.indptr, matrix.indices, matrix.data, weights, out, _chunks(n_chunks, matrix.nnz))
     return out
 
 
@@ -148,7 +166,8 @@ def transposed_copy(matrix):
 
 def gradient_to_weights(matrix, gradient, *, n_chunks: int | None = None, transposed=None):
     """``matrix.T @ gradient`` (float64) with the Numba kernel; the rounding of the sum depends
-    on ``n_chunks`` (default: numba's thread count), nothing else. With ``transposed`` (from
+    on ``n_chunks`` (default :func:`default_chunks`: set by the matrix, never by the thread
+    count, so the result is the same on any number of threads), nothing else. With ``transposed`` (from
     ``transposed_copy(matrix)``, built once with the matrix) it is the row product of that copy."""
     gradient = np.ascontiguousarray(gradient, dtype=np.float64)
     if gradient.shape != (matrix.shape[0],):
@@ -159,5 +178,6 @@ def gradient_to_weights(matrix, gradient, *, n_chunks: int | None = None, transp
                              f"({matrix.nnz} entries), got {transposed.shape} with {transposed.nnz}")
         return dose_from_weights(transposed, gradient, n_chunks=n_chunks)
     out = np.empty(matrix.shape[1])
-    csr_rmatvec(matrix.indptr, matrix.indices, matrix.data, gradient, matrix.shape[1], _chunks(n_chunks), out)
+    csr_rmatvec(matrix.indptr, matrix.indices, matrix.data, gradient, matrix.shape[1], _chunks(n_chunks, matrix.nnz),
+                out)
     return out

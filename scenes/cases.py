@@ -198,7 +198,7 @@ def parse_case(data: dict, *, where: str = "<case>") -> Case:
     patient = c.table(data["patient"], "patient", {"histology", "ecog", "neurology", "frankel", "ambulatory"},
                       {"deficit_duration_hours", "systemic_disease", "visceral_metastases", "pain", "alignment",
                        "prior_radiotherapy", "age_years", "kps", "extraspinal_bone_metastases", "vertebral_metastases",
-                       "visceral_metastases_status", "expected_survival_months"})
+                       "visceral_metastases_status", "expected_survival_months", "oligometastatic"})
     lesion = c.table(data["lesion"], "lesion", {"sites", "kind", "escc_grade"},
                      {"body_fraction", "epidural_side", "paraspinal_mm", "collapse_pct", "posterolateral", "kyphosis_deg"})
     case_id = c.text(case, "case", "id")
@@ -229,6 +229,9 @@ def parse_case(data: dict, *, where: str = "<case>") -> Case:
         # effective targeted therapy); default None = the band's median survival.
         "expected_survival_months": (c.number(patient, "patient", "expected_survival_months", 0.5, 240)
                                      if "expected_survival_months" in patient else None),
+        # Optional: oligometastatic disease (SABR-COMET's population: few metastases, controlled
+        # primary), where ablative SBRT is the aim even in radiosensitive histologies.
+        "oligometastatic": c.flag(patient, "patient", "oligometastatic", default=False),
     }
     clean.update(_prognostic_inputs(c, patient, clean["ecog"]))
     prior = patient.get("prior_radiotherapy")
@@ -314,14 +317,21 @@ def load_case(name_or_path: str | Path) -> Case:
         if found is None:
             raise CaseError(f"no teaching case named {str(name_or_path)!r}; known cases: {', '.join(list_cases())}")
         path = found
+    if path.is_dir():
+        raise CaseError(f"{path}: is a folder, not a case file")
     if not path.is_file():
         raise CaseError(f"{path}: no such case file")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: a byte-order mark (some Windows editors write one) is not an error.
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except tomllib.TOMLDecodeError as error:
         raise CaseError(f"{path}: not valid TOML ({error})") from None
+    except RecursionError:
+        raise CaseError(f"{path}: not valid TOML (arrays or tables nested too deeply)") from None
     except UnicodeDecodeError:
         raise CaseError(f"{path}: not a UTF-8 text file") from None
+    except OSError as error:
+        raise CaseError(f"{path}: cannot read the case file ({error.strerror})") from None
     return parse_case(data, where=str(path))
 
 

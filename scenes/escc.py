@@ -36,7 +36,7 @@ from scipy.spatial import ConvexHull, QhullError
 from ._data import load_data, value_of
 from .lesions import ESCC_GRADES, Lesion, approach_of, grade_band, lesion_geometry
 from .mass_effect import compression_bands
-from .phantom import _collapsed, default_grid
+from .phantom import anatomy_with_collapse, default_grid
 from .scene import Scene
 from .shapes import Empty, rasterize
 
@@ -278,8 +278,8 @@ def measure_built_grade(anatomy, lesion: Lesion, *, spacing_mm=CHECK_SPACING_MM,
     '1c'
     """
     # As render_phantom does: the anatomy carries the collapse, the lesion's solids sit on it.
-    anatomy = _collapsed(anatomy, lesion)
-    geometry = lesion_geometry(anatomy, replace(lesion, collapse_pct=0.0))
+    anatomy = anatomy_with_collapse(anatomy, lesion)
+    geometry = lesion_geometry(anatomy, lesion)
     full = default_grid(anatomy, spacing_mm)
     margin = _CHECK_MARGIN_VOXELS * np.asarray(full.spacing_mm)
     low, high = anatomy.canal.bounds_mm
@@ -402,7 +402,7 @@ def fit_reach(anatomy, lesion: Lesion, grade: str, *, spacing_mm=CHECK_SPACING_M
     """
     if grade not in ESCC_GRADES:
         raise ValueError(f"ESCC grade must be one of {ESCC_GRADES}, got {grade!r}")
-    anatomy = _collapsed(anatomy, lesion)
+    anatomy = anatomy_with_collapse(anatomy, lesion)
     key = _key(anatomy)
     _ANATOMIES.setdefault(key, anatomy)
     spacing = tuple(float(v) for v in spacing_mm)
@@ -444,7 +444,7 @@ def reachable_grades(anatomy, lesion: Lesion, *, spacing_mm=CHECK_SPACING_MM,
     tuple of str
         The grades, in order.
     """
-    anatomy = _collapsed(anatomy, lesion)
+    anatomy = anatomy_with_collapse(anatomy, lesion)
     key = _key(anatomy)
     _ANATOMIES.setdefault(key, anatomy)
     spacing = tuple(float(v) for v in spacing_mm)

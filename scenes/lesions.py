@@ -38,7 +38,7 @@ import numpy as np
 from ._data import load_data, value_of
 from .anatomy import Anatomy
 from .mass_effect import HEIGHT_FRACTION, approach_of, compress, compression_bands, front_where
-from .shapes import Box, Ellipsoid, Empty, Shape, Union
+from .shapes import Ellipsoid, Empty, Shape, Union
 
 __all__ = ["Lesion", "LesionGeometry", "ESCC_GRADES", "SITES", "KINDS", "SIDES", "reach_for_grade", "grade_band",
            "lesion_geometry", "posterolateral_of", "grown", "approach_of"]
@@ -244,17 +244,17 @@ def _body_tumour(index, body: Shape, fraction: float) -> Shape:
 
 
 def lesion_geometry(anatomy: Anatomy, lesion: Lesion) -> LesionGeometry:
-    """Build the lesion's solids in ``anatomy`` and reshape the sac and cord around it."""
+    """Build the lesion's solids in ``anatomy`` and reshape the sac and cord around it.
+
+    Collapse is the anatomy's (:func:`scenes.phantom.anatomy_with_collapse` builds the wedge
+    and the approaching neighbours); ``lesion.collapse_pct`` is not applied again here."""
+    if lesion.collapse_pct > 0 and anatomy.collapse_pct != lesion.collapse_pct:
+        raise ValueError(f"the lesion asks for {lesion.collapse_pct:g}% collapse but the anatomy shows "
+                         f"{anatomy.collapse_pct:g}%: pass scenes.phantom.anatomy_with_collapse(anatomy, lesion)")
     index = anatomy.index
     d = index.dims
-    z0, z1 = index.z_range_mm
     height = d.body_height_mm
-    # Collapse: the upper endplate sinks; the space left becomes soft tissue (disc/haematoma).
     body, core = index.body, index.body_core
-    if lesion.collapse_pct > 0:
-        top = z1 - height * lesion.collapse_pct / 100
-        keep = Box((z0 - 1, -1e3, -1e3), (top, 1e3, 1e3))
-        body, core = body & keep, core & keep.offset(-index.shell_mm)
     parts = []
     if "body" in lesion.sites:
         parts.append(_body_tumour(index, body, lesion.body_fraction))

@@ -15,7 +15,7 @@ import numpy as np
 
 from ._data import load_data, value_of
 
-__all__ = ["Material", "materials", "material", "label_of", "hu_to_density", "density_to_hu",
+__all__ = ["Material", "materials", "material", "z_over_a_of", "label_of", "hu_to_density", "density_to_hu",
            "density_lookup", "electron_density_lookup", "MATERIAL_NAMES"]
 
 
@@ -62,6 +62,33 @@ def density_to_hu(density_g_cc) -> np.ndarray:
     return np.where(density > points_density[-1], points_hu[-1] + slope * (density - points_density[-1]), out)
 
 
+def z_over_a_of(composition: dict) -> float:
+    """<Z/A> of a medium from its mass fractions (normalised to sum 1).
+
+    Parameters
+    ----------
+    composition : dict
+        ``{element symbol: mass fraction}`` (other keys such as ``source`` are ignored);
+        elements from materials.toml [elements].
+
+    Returns
+    -------
+    float
+        The mass-weighted mean Z/A (mol/g).
+
+    Examples
+    --------
+    >>> round(z_over_a_of({"H": 0.111894, "O": 0.888106}), 5)
+    0.55508
+    """
+    elements = load_data("materials")["elements"]["z_over_a"]
+    fractions = {k: float(v) for k, v in composition.items() if k in elements}
+    unknown = [k for k in composition if k not in elements and k not in ("source", "verified", "note")]
+    if unknown or not fractions:
+        raise ValueError(f"composition has elements without a Z/A in materials.toml [elements]: {unknown}")
+    return sum(fractions[k] * float(elements[k]) for k in fractions) / sum(fractions.values())
+
+
 @lru_cache(maxsize=1)
 def materials() -> dict[str, Material]:
     """All materials by name."""
@@ -79,7 +106,9 @@ def materials() -> dict[str, Material]:
 
     pending = []
     for name, entry in table.items():
-        if "density_g_cc" in entry and "z_over_a" in entry:
+        if "density_g_cc" in entry and "composition" in entry:
+            raw[name] = (value_of(entry["density_g_cc"]), z_over_a_of(entry["composition"]), entry["density_g_cc"]["source"])
+        elif "density_g_cc" in entry and "z_over_a" in entry:
             raw[name] = (value_of(entry["density_g_cc"]), value_of(entry["z_over_a"]), entry["density_g_cc"]["source"])
         else:
             pending.append(name)

@@ -7,7 +7,7 @@ rasterised with fractional occupancy (see :func:`scenes.shapes.rasterize`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from .materials import label_of
 from .scene import Scene, paint
 from .shapes import Empty, Mask, Shape, Union, mask_from_full, rasterize
 
-__all__ = ["default_grid", "render_phantom", "build_phantom", "PhantomRecipe", "LESION_MATERIAL", "AIRWAY"]
+__all__ = ["anatomy_with_collapse", "default_grid", "render_phantom", "build_phantom", "PhantomRecipe", "LESION_MATERIAL", "AIRWAY"]
 
 LESION_MATERIAL = {"lytic": "lytic_lesion", "blastic": "blastic_lesion", "mixed": "mixed_lesion"}
 #: Parts of the air column (scenes/organs.py), painted as air inside the body.
@@ -58,8 +58,27 @@ def default_grid(anatomy: Anatomy, spacing_mm=(2.5, 1.25, 1.25)) -> Grid:
     return Grid(tuple(shape), tuple(spacing), tuple(origin))
 
 
-def _collapsed(anatomy: Anatomy, lesion: Lesion | None) -> Anatomy:
-    """The anatomy with the lesion's collapse: built collapsed if it is not yet."""
+def anatomy_with_collapse(anatomy: Anatomy, lesion: Lesion | None) -> Anatomy:
+    """The anatomy with the lesion's collapse: built collapsed if it is not yet.
+
+    Parameters
+    ----------
+    anatomy : Anatomy
+        The vertebral anatomy, collapsed or not.
+    lesion : Lesion or None
+        The lesion whose ``collapse_pct`` the anatomy must show.
+
+    Returns
+    -------
+    Anatomy
+        ``anatomy`` itself when it already shows the lesion's collapse (or there is none),
+        otherwise the same levels rebuilt with the collapse (and the anatomy's kyphosis).
+
+    Raises
+    ------
+    ValueError
+        When the anatomy is already collapsed by another percentage.
+    """
     if lesion is None or lesion.collapse_pct <= 0 or anatomy.collapse_pct == lesion.collapse_pct:
         return anatomy
     if anatomy.collapse_pct > 0:
@@ -98,10 +117,10 @@ def render_phantom(anatomy: Anatomy, grid: Grid, lesion: Lesion | None = None, *
             paint(labels, density, electron, mask, material_name, within=within)
         return mask
 
-    anatomy = _collapsed(anatomy, lesion)
+    anatomy = anatomy_with_collapse(anatomy, lesion)
     # The anatomy carries the collapse (a wedge with the column above resting on it): the
     # lesion's solids are built on that body, so the lesion itself collapses nothing more.
-    geometry = lesion_geometry(anatomy, replace(lesion, collapse_pct=0.0)) if lesion is not None else None
+    geometry = lesion_geometry(anatomy, lesion) if lesion is not None else None
     add("body_outline", anatomy.outline, "soft_tissue")
     for name in ("esophagus", "aorta", "heart", "kidney_left", "kidney_right", "bowel"):
         if name in anatomy.organs:

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .grid import Grid
-from .materials import density_lookup, electron_density_lookup, hu_to_density, label_of, materials
+from .materials import MATERIAL_NAMES, density_lookup, electron_density_lookup, hu_to_density, label_of, materials
 from .shapes import Mask, mask_from_full
 
 __all__ = ["Scene", "scene_from_arrays", "paint"]
@@ -122,13 +122,20 @@ def scene_from_arrays(
     structures: Mapping[str, np.ndarray] | None = None,
     level: str | None = None,
     clinical: Mapping[str, Any] | None = None,
+    electron_density: np.ndarray | None = None,
+    media: Mapping[str, np.ndarray] | None = None,
 ) -> Scene:
     """Build a Scene from user arrays: the path an imported CT takes.
 
-    Give either a mass-density volume (g/cc) or a CT volume in HU (converted with the
-    teaching calibration of :func:`scenes.materials.hu_to_density`), plus named masks
-    (boolean or fractional 0..1, same shape). Labels are assigned from density (nearest
-    tissue class), electron density from the label's <Z/A>.
+    Give one of a mass-density volume (g/cc), a CT volume in HU (converted with the teaching
+    calibration of :func:`scenes.materials.hu_to_density`) or a relative electron density
+    volume (electrons per cc relative to water), plus named masks (boolean or fractional
+    0..1, same shape). Each voxel becomes the tissue class nearest in the quantity given
+    (water among them: 1.00 g/cc is water), and the other density follows from that class's
+    <Z/A>. ``media`` names the medium of some voxels outright (``{"icrp_cortical_bone":
+    mask}``, any material of :data:`scenes.materials.MATERIAL_NAMES`): there the medium's
+    own <Z/A> (from its composition, where the data give one) converts between the two
+    densities. The scene's history says how many voxels each material received.
 
     Examples
     --------
@@ -139,37 +146,96 @@ def scene_from_arrays(
     >>> round(scene.structure("spinal_cord").volume_cc, 4)
     0.0156
     """
-    if (density_g_cc is None) == (hu is None):
-        raise ValueError("give exactly one of density_g_cc or hu")
-    if hu is not None:
-        hu = np.asarray(hu, dtype=float)
-        if hu.ndim != 3:
-            raise ValueError(f"hu must be a 3-D (z, y, x) array, got {hu.ndim} dimensions")
+    given = [name for name, value in (("density_g_cc", density_g_cc), ("hu", hu), ("electron_density", electron_density))
+             if value is not None]
+    if len(given) != 1:
+        raise ValueError(f"give exactly one of density_g_cc, hu or electron_density, got {given or 'none'}")
+    if electron_density is not None:
+        relative = _volume("electron_density", electron_density)
+        if np.any(~np.isfinite(relative)) or np.any(relative < 0):
+            raise ValueError("electron_density must be finite and >= 0 (relative to water)")
+        density = relative / _per_gram()[labels_from_electron_density(relative)]
+    elif hu is not None:
+        hu = _volume("hu", hu)
+        if not np.all(np.isfinite(hu)):
+            raise ValueError(f"hu must be finite; {int(np.count_nonzero(~np.isfinite(hu)))} voxels are NaN or infinite")
         density = hu_to_density(hu)
     else:
-        density = np.asarray(density_g_cc, dtype=float)
-        if density.ndim != 3:
-            raise ValueError(f"density_g_cc must be a 3-D (z, y, x) array, got {density.ndim} dimensions")
+        density = _volume("density_g_cc", density_g_cc)
         if np.any(~np.isfinite(density)) or np.any(density < 0):
             raise ValueError("density_g_cc must be finite and >= 0 g/cc")
+    spacing = _triple("spacing_mm", spacing_mm)
+    if spacing is None or np.any(spacing <= 0):
+        raise ValueError(f"spacing_mm must be three finite values above 0 (z, y, x mm), got {spacing_mm!r}")
+    if _triple("origin_mm", origin_mm) is None:
+        raise ValueError(f"origin_mm must be three finite values (z, y, x mm), got {origin_mm!r}")
     grid = Grid(density.shape, spacing_mm, origin_mm)
-    labels = labels_from_density(density)
+    labels = labels_from_electron_density(relative) if electron_density is not None else labels_from_density(density)
+    for name, array in (media or {}).items():
+        if name not in MATERIAL_NAMES:
+            raise ValueError(f"media: unknown medium {name!r}; known: {', '.join(MATERIAL_NAMES)}")
+        array = np.asarray(array)
+        if array.shape != density.shape:
+            raise ValueError(f"media[{name!r}] has shape {array.shape}, expected {density.shape}")
+        labels = np.where(array > 0.5, np.uint8(label_of(name)), labels)
+        if electron_density is not None:
+            density = np.where(array > 0.5, relative / _per_gram()[label_of(name)], density)
     # Electron density per voxel scales with the voxel's own density at its class's <Z/A>.
-    per_gram = electron_density_lookup() / np.maximum(density_lookup(), 1e-9)
-    electron = density * per_gram[labels]
+    electron = relative if electron_density is not None else density * _per_gram()[labels]
+    counts = np.bincount(labels.ravel(), minlength=len(MATERIAL_NAMES))
+    census = ", ".join(f"{MATERIAL_NAMES[code]} {int(n)}" for code, n in enumerate(counts) if n)
     masks = {}
     for name, array in (structures or {}).items():
         array = np.asarray(array)
         if array.shape != density.shape:
             raise ValueError(f"structure {name!r} has shape {array.shape}, expected {density.shape}")
-        if array.dtype != bool and (np.nanmin(array) < 0 or np.nanmax(array) > 1):
-            raise ValueError(f"structure {name!r} must be boolean or fractional occupancy in 0..1")
+        if array.dtype != bool and (array.dtype.kind not in "iuf" or not np.all(np.isfinite(array))
+                                    or np.min(array) < 0 or np.max(array) > 1):
+            raise ValueError(f"structure {name!r} must be boolean or fractional occupancy in 0..1 (finite numbers)")
         masks[name] = mask_from_full(grid, array.astype(np.float32))
     return Scene(grid, labels, density, electron, masks, level=level, clinical=dict(clinical or {}),
-                 history=("imported from arrays",))
+                 history=(f"imported from arrays ({given[0]}); voxels per material: {census}",))
 
 
-_DENSITY_CLASSES = ("air", "lung", "fat", "soft_tissue", "cancellous_bone", "blastic_lesion", "cortical_bone", "titanium")
+def _per_gram() -> np.ndarray:
+    """Relative electron density per g/cc of each label (its <Z/A> over water's)."""
+    return electron_density_lookup() / np.maximum(density_lookup(), 1e-9)
+
+
+def labels_from_electron_density(relative: np.ndarray) -> np.ndarray:
+    """Nearest tissue class by relative electron density (the classes of :func:`labels_from_density`)."""
+    names = _DENSITY_CLASSES
+    values = np.array([materials()[n].relative_electron_density for n in names])
+    order = np.argsort(values)
+    edges = (values[order][1:] + values[order][:-1]) / 2
+    codes = np.array([label_of(names[i]) for i in order], dtype=np.uint8)
+    return codes[np.searchsorted(edges, relative)]
+
+
+def _triple(name: str, values) -> np.ndarray | None:
+    """Three finite floats, or None."""
+    try:
+        array = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        return None
+    return array if array.shape == (3,) and np.all(np.isfinite(array)) else None
+
+
+def _volume(name: str, values) -> np.ndarray:
+    """``values`` as a float (z, y, x) array with voxels, or a ValueError naming ``name``."""
+    try:
+        array = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a 3-D (z, y, x) array of numbers") from None
+    if array.ndim != 3:
+        raise ValueError(f"{name} must be a 3-D (z, y, x) array, got {array.ndim} dimensions")
+    if array.size == 0:
+        raise ValueError(f"{name} must hold voxels, got shape {array.shape}")
+    return array
+
+
+_DENSITY_CLASSES = ("air", "lung", "fat", "water", "soft_tissue", "cancellous_bone", "blastic_lesion", "cortical_bone",
+                    "titanium")
 
 
 def labels_from_density(density: np.ndarray) -> np.ndarray:

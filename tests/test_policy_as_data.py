@@ -26,7 +26,6 @@ ALLOWED = {
     ("planner/clinical/radiation_effects.py", 19.0): "odds of 95:5 -- a logistic through a 5% point (mathematics)",
     ("planner/clinical/scorecard.py", 2.5): "measuring/planning grid spacing (a numerical setting)",
     ("planner/clinical/scorecard.py", 1.25): "measuring grid spacing (a numerical setting)",
-    ("planner/clinical/timeline.py", 2.5): "planning grid spacing (a numerical setting)",
     ("planner/clinical/timeline.py", 7.0): "days per week (calendar)",
     ("planner/radiotherapy/plan.py", 80.0): "the simulator's prescription input range",
     ("planner/radiotherapy/plan.py", 10.0): "optimisation region: full resolution within 10 mm of the PTV (numerical)",

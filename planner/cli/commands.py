@@ -19,7 +19,8 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
-from planner.common.files import write_text_atomically
+from planner.cli import checks
+from planner.common.files import write_text_atomically, write_together
 from planner.common.progress import ProgressBar, is_terminal
 from planner.common.safety import DISCLAIMER
 
@@ -42,6 +43,15 @@ VIEW_PROTOCOL = "hytec"  # plan_case's default protocol, which `spinesim view --
 # command's grid, 1.25 mm in-plane so that 1 mm steps of --gap-mm change the plan.
 PLAN_GRID_MM = (2.5, 1.25, 1.25)
 PICTURE_SUFFIXES = (".png", ".svg", ".pdf")
+#: Beams per arrangement (planner.radiotherapy.beams.arrangement_angles with its defaults), for
+#: the memory estimate before any import; tests/planner/cli/test_reliability.py holds them equal.
+ARRANGEMENT_BEAMS = {"sbrt_fan": 9, "arc": 17, "pa": 1, "ap_pa": 2}
+#: The settings of each command that shrink a job, named when one is refused for memory.
+MEMORY_KNOBS = {"scene": "coarsen --spacing-mm (e.g. 2.5,1.25,1.25)",
+                "plan": "coarsen --spacing-mm (e.g. 2.5,1.25,1.25), use larger --beamlet-mm (5 or 10) or fewer "
+                        "--beams (pa, ap_pa)",
+                "compare": "coarsen --spacing-mm (e.g. 2.5,1.25,1.25)", "timeline": "coarsen --spacing-mm (e.g. 2.5,1.25,1.25)",
+                "demo": "the demo's grid is fixed; free some memory", "view": "the view's grid is fixed; free some memory"}
 
 
 def _spacing(text: str) -> tuple[float, float, float]:
@@ -67,8 +77,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="voxel size z,y,x in mm (default 2.5,1.25,1.25)")
     scene.add_argument("--weeks", type=float, default=0.0,
                        help=f"simulate this many weeks of untreated growth first (0..{WEEKS_MAX:g})")
+    checks.add_memory_budget_argument(scene)
     plan = commands.add_parser("plan", help="plan a case and check the cord constraints")
-    plan.add_argument("case", help="teaching case id or a case .toml file")
+    plan.add_argument("case", nargs="?", default=None,
+                      help="teaching case id or a case .toml file (with --dicom optional: the clinical context)")
     plan.add_argument("--dose", type=float, required=True,
                       help=f"prescription dose in Gy (whole course, up to {DOSE_MAX_GY:g})")
     plan.add_argument("--fractions", type=int, required=True, help=f"number of fractions (1..{FRACTIONS_MAX})")
@@ -84,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--beamlet-mm", type=float, choices=BEAMLET_MM, default=5.0,
                       help="beamlet size at the isocentre: 5 (default), 2.5 or 10")
     plan.add_argument("--json", default=None, help="also write the result as JSON to this file")
+    plan.add_argument("--dicom", default=None, help="plan the CT + RT Structure Set in this DICOM folder (needs a GTV)")
+    checks.add_memory_budget_argument(plan)
     compare = commands.add_parser("compare", help="compare the standard strategies on a case: the teaching scorecard")
     compare.add_argument("case", help="teaching case id or a case .toml file")
     compare.add_argument("--weeks-delay", type=float, default=0.0,
@@ -93,14 +107,17 @@ def _parser() -> argparse.ArgumentParser:
                               f"(keys: {', '.join(WEIGHT_KEYS)})")
     compare.add_argument("--strategies", default=None,
                          help="comma-separated strategy keys from the standard menu (default: the whole menu)")
-    compare.add_argument("--spacing-mm", type=_spacing, default=(2.5, 2.5, 2.5), help="planning grid z,y,x in mm")
+    compare.add_argument("--spacing-mm", type=_spacing, default=PLAN_GRID_MM,
+                         help="planning grid z,y,x in mm (default 2.5,1.25,1.25: resolves 1 mm steps of a gap)")
     compare.add_argument("--json", default=None, help="also write the scorecard as JSON to this file")
     compare.add_argument("--csv", default=None, help="also write the scorecard as CSV to this file")
     compare.add_argument("--no-colour", action="store_true", help="plain text (colours are on for terminals)")
+    checks.add_memory_budget_argument(compare)
     demo = commands.add_parser("demo", help="the default case end to end: strategies compared, report written")
     demo.add_argument("--out", default="spinesim-demo", help="report folder (default ./spinesim-demo)")
     demo.add_argument("--case", default=None, help="another teaching case id or .toml instead of the default")
     demo.add_argument("--no-3d", action="store_true", help="skip the 3-D views (no OpenGL needed)")
+    checks.add_memory_budget_argument(demo)
     from planner.cli.view import add_view_parser
 
     add_view_parser(commands)
@@ -108,8 +125,10 @@ def _parser() -> argparse.ArgumentParser:
     line.add_argument("case", help="teaching case id or a case .toml file")
     line.add_argument("--weeks", default="0,2,4,8,12",
                       help=f"comma-separated increasing delays in weeks, 0..{WEEKS_MAX:g} (default 0,2,4,8,12)")
-    line.add_argument("--spacing-mm", type=_spacing, default=(2.5, 2.5, 2.5), help="planning grid z,y,x in mm")
+    line.add_argument("--spacing-mm", type=_spacing, default=PLAN_GRID_MM,
+                      help="planning grid z,y,x in mm (default 2.5,1.25,1.25: resolves 1 mm steps of a gap)")
     line.add_argument("--json", default=None, help="also write the timeline as JSON to this file")
+    checks.add_memory_budget_argument(line)
     for module in _command_modules():
         module.add_parser(commands)
     return parser
@@ -119,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
 #: ``NAME``, ``add_parser(commands)``, ``check(args)`` (standard library only: runs before any
 #: heavy import, raises ValueError with a one-line message) and ``run(args, out) -> int``.
 #: A module must import nothing heavy at module level: the parser imports all of them.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("planner.cli.sweep", "planner.cli.teach", "planner.cli.export", "planner.cli.bench")
 
 
 def _command_modules():
@@ -152,10 +171,14 @@ def _check_case(text: str, flag: str = "") -> None:
         if text not in known:
             raise ValueError(f"{label}no teaching case named {text!r}; known cases: {', '.join(known)}")
         return
+    if path.is_dir():
+        raise ValueError(f"{label}{text}: is a folder, not a case file")
     if not path.is_file():
         raise ValueError(f"{label}{text}: no such case file")
     try:
-        tomllib.loads(path.read_text(encoding="utf-8"))
+        tomllib.loads(path.read_text(encoding="utf-8-sig"))  # -sig: a byte-order mark is not an error
+    except RecursionError:
+        raise ValueError(f"{label}{text}: not valid TOML (nested too deeply)") from None
     except OSError as error:
         raise ValueError(f"{label}{text}: cannot read the case file ({error.strerror})") from None
     except UnicodeDecodeError:
@@ -165,23 +188,13 @@ def _check_case(text: str, flag: str = "") -> None:
 
 
 def _check_writable_folder(flag: str, folder: Path) -> None:
-    if not folder.is_dir():
-        raise ValueError(f"{flag} folder {str(folder)!r} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ValueError(f"{flag} folder {str(folder)!r} is not writable")
+    checks.check_writable_folder(flag, folder)
 
 
 def _check_output_file(flag: str, text: str | None, suffixes: tuple = ()) -> None:
-    if text is None:
-        return
-    path = Path(text)
-    if suffixes and path.suffix.lower() not in suffixes:
-        raise ValueError(f"{flag} must end in {', '.join(suffixes[:-1])} or {suffixes[-1]}, got {path.name!r}")
-    if path.is_dir():
-        raise ValueError(f"{flag} {text!r} is a folder, not a file")
-    # Files are written atomically (a temporary file beside the target, then a rename), so
-    # the folder's permission is the one that counts.
-    _check_writable_folder(flag, path.parent)
+    # Files are written atomically (a temporary file beside the target, then a rename): the
+    # folder's permission counts, and /proc, /sys, /dev, folders and read-only files are refused.
+    checks.check_output_file(flag, text, suffixes)
 
 
 def _check_regimen(dose, fractions, protocol: str, *, dose_flag="--dose", fractions_flag="--fractions") -> None:
@@ -252,17 +265,38 @@ def _parse_weeks(text: str) -> list[float]:
     return weeks
 
 
+def _check_memory(args, case, *, engine=None, beamlet_mm=5.0, n_beams=9) -> None:
+    # Last: it imports the anatomy (numpy, scipy; about a second), every cheaper check passed.
+    if getattr(args, "memory_budget", None) is not None:
+        checks.memory_budget_of(args)  # a malformed size is an argument error, refused first
+    if case is not None:
+        checks.check_plan_memory(args, case, engine=engine, beamlet_mm=beamlet_mm, n_beams=n_beams,
+                                 knobs=MEMORY_KNOBS[args.command], out=sys.stdout)
+
+
 def _check_scene(args) -> None:
     _check_case(args.case)
     _check_output_file("--out", args.out, PICTURE_SUFFIXES)
     _in_range("--weeks", args.weeks, WEEKS_MAX, " weeks")
+    _check_memory(args, args.case)
 
 
 def _check_plan(args) -> None:
-    _check_case(args.case)
+    if args.case is None and args.dicom is None:  # with --dicom the case is optional (clinical context)
+        raise ValueError("case: give a teaching case id or a case .toml file (or --dicom DIR)")
+    if args.case is not None:
+        _check_case(args.case)
     _check_regimen(args.dose, args.fractions, args.protocol)
     _check_gap(args)
+    if args.dicom is not None:  # planner.dicom.imported.plan_dicom: a CT folder, planned as it is
+        folder = Path(args.dicom)
+        if not folder.is_dir() or not any(p.is_file() for p in folder.iterdir()):
+            raise ValueError(f"--dicom folder {args.dicom!r} does not exist or holds no files")
+        if args.gap_mm is not None:
+            raise ValueError("--gap-mm: separation surgery needs a phantom's anatomy; an imported CT is planned as it is")
     _check_output_file("--json", args.json)
+    _check_memory(args, args.case if args.dicom is None else None, engine=args.engine, beamlet_mm=args.beamlet_mm,
+                  n_beams=ARRANGEMENT_BEAMS[args.beams])
 
 
 def _check_compare(args) -> None:
@@ -270,23 +304,23 @@ def _check_compare(args) -> None:
     _in_range("--weeks-delay", args.weeks_delay, WEEKS_MAX, " weeks")
     args.weights = _parse_weights(args.weights)
     args.strategies = _parse_strategies(args.strategies)
-    _check_output_file("--json", args.json)
-    _check_output_file("--csv", args.csv)
+    checks.check_outputs({"--json": args.json, "--csv": args.csv})
+    _check_memory(args, args.case, engine="superposition")
 
 
 def _check_timeline(args) -> None:
     _check_case(args.case)
     args.weeks = _parse_weeks(args.weeks)
     _check_output_file("--json", args.json)
+    _check_memory(args, args.case, engine="superposition")
 
 
 def _check_demo(args) -> None:
     if args.case is not None:
         _check_case(args.case, "--case")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {str(out)!r} is a file, not a folder")
-    _check_writable_folder("--out", out if out.exists() else out.resolve().parent)
+    checks.check_output_folder("--out", args.out)
+    args.spacing_mm = PLAN_GRID_MM  # the demo's grid (planner.cli.demo.GAP_STUDY_GRID_MM)
+    _check_memory(args, args.case or _DEFAULT_CASE, engine="superposition")
 
 
 def _check_view(args) -> None:
@@ -300,8 +334,16 @@ def _check_view(args) -> None:
     if not folder.is_dir():
         raise ValueError(f"--out folder {str(folder)!r} does not exist")
     if args.png:
-        _check_writable_folder("--out", folder)
+        checks.check_output_folder("--out", folder)
+    args.spacing_mm = VIEW_GRID_MM  # view builds and plans on this grid
+    _check_memory(args, args.case, engine="pencil" if args.dose is not None else None)
 
+
+#: The demo's default case (scenes.cases.DEFAULT_CASE) and the grid `spinesim view` builds and
+#: plans a case on (planner.pictures.three_d.view's and plan_case's grid_mm default), for the
+#: memory estimate.
+_DEFAULT_CASE = "t10_rcc_escc2"
+VIEW_GRID_MM = (2.5, 2.5, 2.5)
 
 _CHECKS = {"scene": _check_scene, "plan": _check_plan, "compare": _check_compare, "timeline": _check_timeline,
            "demo": _check_demo, "view": _check_view}
@@ -354,8 +396,16 @@ def _plan(args, out) -> int:
     def progress(message):
         print(f"[{time.perf_counter() - start:6.1f} s] {message}", file=out, flush=True)
 
-    result = plan_case(args.case, regimen=regimen, protocol=args.protocol, gap_mm=args.gap_mm, engine=args.engine,
-                       grid_mm=args.spacing_mm, arrangement=args.beams, beamlet_mm=args.beamlet_mm, progress=progress)
+    if args.dicom is not None:
+        from planner.dicom.imported import plan_dicom
+
+        result = plan_dicom(args.dicom, case=args.case, regimen=regimen, protocol=args.protocol, engine=args.engine,
+                            spacing_mm=args.spacing_mm, arrangement=args.beams, beamlet_mm=args.beamlet_mm,
+                            progress=progress)
+    else:
+        result = plan_case(args.case, regimen=regimen, protocol=args.protocol, gap_mm=args.gap_mm, engine=args.engine,
+                           grid_mm=args.spacing_mm, arrangement=args.beams, beamlet_mm=args.beamlet_mm,
+                           progress=progress)
     print(format_table(result.constraints), file=out)
     gtv = result.metrics.get("gtv", {})
     print(f"prescription {regimen.dose_gy:g} Gy / {regimen.fractions} fx; maximum achievable (GTV Dmin with every "
@@ -394,12 +444,10 @@ def _compare(args, out) -> int:
                               grid_mm=args.spacing_mm, progress=ProgressBar(sys.stderr))
     colour = not args.no_colour and is_terminal(out)
     print(card.table(colour=colour), file=out)
-    if args.json:
-        write_text_atomically(args.json, card.to_json())
-        print(f"wrote {args.json}", file=out)
-    if args.csv:
-        write_text_atomically(args.csv, card.to_csv())
-        print(f"wrote {args.csv}", file=out)
+    # Both or neither: a failure writing one leaves no new file behind.
+    written = write_together([(path, text()) for path, text in ((args.json, card.to_json), (args.csv, card.to_csv)) if path])
+    for path in written:
+        print(f"wrote {path}", file=out)
     return 0
 
 
@@ -448,8 +496,17 @@ _HANDLERS = {"cases": _cases, "scene": _scene, "plan": _plan, "compare": _compar
              "demo": _demo, "view": _view}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+def main(argv: list[str] | None = None, *, report_unexpected: bool | None = None) -> int:
+    """Run the command line; returns the exit status.
+
+    Bad input, refused memory and running out of memory are one line on stderr (status 2).
+    An unexpected error (a bug) is one line too, naming the file its full trace was saved to
+    (status 1), when ``report_unexpected`` is true, which it is by default when run as a
+    program (``argv`` None: the ``spinesim`` script, ``python -m planner``); a caller passing
+    ``argv`` (tests, other programs) gets the exception itself unless it asks otherwise.
+    """
+    if report_unexpected is None:
+        report_unexpected = argv is None
     parser = _parser()
     try:
         args = parser.parse_args(argv)
@@ -467,3 +524,20 @@ def main(argv: list[str] | None = None) -> int:
         message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
         print(f"spinesim {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except MemoryError as error:  # planner.radiotherapy.influence.InfluenceTooLarge too
+        knobs = MEMORY_KNOBS.get(args.command, "use a coarser grid")
+        print(f"spinesim {args.command}: error: out of memory ({str(error) or 'an allocation failed'}); "
+              f"{knobs}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"spinesim {args.command}: interrupted; no output was written", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 -- a user sees one line, the trace goes to a file
+        if not report_unexpected:
+            raise
+        saved = checks.save_trace(args.command, error)
+        where = f"full trace saved to {saved}" if saved else "the trace could not be saved"
+        first = (str(error).strip().splitlines() or [""])[0]
+        print(f"spinesim {args.command}: unexpected error: {type(error).__name__}: {first} ({where}; "
+              f"please report it)", file=sys.stderr)
+        return 1

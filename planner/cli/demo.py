@@ -9,6 +9,9 @@ Teaching and research only, not for clinical use.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +57,7 @@ def gap_study(case, *, regimen, gaps_mm=DEMO_GAPS_MM, grid_mm=GAP_STUDY_GRID_MM)
     return tuple(gaps_mm), tuple(achievable), regimen.dose_gy, tuple(bindings)
 
 
-def run_demo(out_dir="spinesim-demo", *, case: str = DEFAULT_CASE, grid_mm=(2.5, 2.5, 2.5), progress=None,
+def run_demo(out_dir="spinesim-demo", *, case: str = DEFAULT_CASE, grid_mm=GAP_STUDY_GRID_MM, progress=None,
              three_d: bool = True) -> DemoResult:
     """Compare the strategies on ``case``, study the gap, follow the delay, write the report."""
     from planner.pictures.report import write_report
@@ -82,9 +85,36 @@ def run_demo(out_dir="spinesim-demo", *, case: str = DEFAULT_CASE, grid_mm=(2.5,
                      progress=lambda m, d, t: say(f"timeline: {m}", d, t))
     seconds["timeline"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    report = write_report(card, out, timeline=delay, gap_study=gaps, three_d=three_d,
-                          progress=lambda m, d, t: say(f"report: {m}", d, t))
+    # All or nothing: the report is written into a hidden folder beside ``out`` and moved in
+    # only when every file is there, so a failed run leaves no new (or half-written) file.
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.resolve().name}.partial-", dir=out.resolve().parent))
+    try:
+        written = write_report(card, staging, timeline=delay, gap_study=gaps, three_d=three_d,
+                               progress=lambda m, d, t: say(f"report: {m}", d, t))
+        report = out / Path(written).relative_to(staging)
+        _move_into(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     seconds["report"] = time.perf_counter() - mark
     seconds["total"] = time.perf_counter() - start
     say("done", 1, 1)
     return DemoResult(card, delay, gaps, report, seconds)
+
+
+def _move_into(staging: Path, out: Path) -> None:
+    """Move every file of ``staging`` to the same place under ``out`` (renames on one file
+    system; a new ``out`` is one rename)."""
+    if not out.exists():
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)  # mkdtemp's folder is private; a report folder is not
+        os.rename(staging, out)
+        staging.mkdir()  # for the caller's cleanup
+        return
+    for path in sorted(staging.rglob("*")):
+        target = out / path.relative_to(staging)
+        if path.is_dir():
+            target.mkdir(exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)

@@ -14,6 +14,9 @@ callers that build their own parser need.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from planner.common.safety import DISCLAIMER
@@ -32,6 +35,8 @@ def add_view_parser(subparsers) -> argparse.ArgumentParser:
                       help="separation surgery first, leaving this gap (0..10 mm; 0: no surgery)")
     view.add_argument("--out", default=".", help="folder for the PNGs when there is no display (default: here)")
     view.add_argument("--png", action="store_true", help="write the PNGs even where a display exists")
+    view.add_argument("--memory-budget", default=None,
+                      help="refuse jobs estimated above this memory, e.g. 8G (default: half the available memory)")
     view.set_defaults(handler=run_view)
     return view
 
@@ -69,6 +74,14 @@ def run_view(args, out) -> int:
         subject = separation_surgery(build_scene(args.case, spacing_mm=(2.5, 2.5, 2.5)), gap)
     if not args.png and viz.display_available():
         say("opening the 3-D window (click the boxes to show or hide structures and isodoses)")
-    viz.view(subject, out_dir=folder, beams=beams, write_png=args.png, say=say)
+    # All or nothing: the PNGs are written into a hidden folder and moved in together.
+    staging = Path(tempfile.mkdtemp(prefix=".spinesim-view-", dir=folder))
+    try:
+        written = viz.view(subject, out_dir=staging, beams=beams, write_png=args.png,
+                           say=lambda line: say(line.replace(str(staging), str(folder))))  # the user's folder
+        for path in written or ():
+            os.replace(path, folder / Path(path).name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     say(DISCLAIMER)
     return 0

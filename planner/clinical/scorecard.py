@@ -21,6 +21,7 @@ from scenes.escc import measure_escc_grade
 from scenes.scene import Scene
 
 from planner.common.safety import DISCLAIMER
+from planner.radiotherapy.plan import GAP_RESOLVING_GRID_MM
 
 from .data import read_table
 from .prognosis import tokuhashi, tomita
@@ -376,7 +377,7 @@ def _comment(results, scores, ranking, noms_key, weights) -> str:
 
 
 def compare_strategies(case: Case | str, *, strategies: list[Strategy] | None = None, weights: dict | None = None,
-                       weeks_delay: float = 0.0, grid_mm=(2.5, 2.5, 2.5), engine: str = "pencil",
+                       weeks_delay: float = 0.0, grid_mm=GAP_RESOLVING_GRID_MM, engine: str = "pencil",
                        progress=None) -> Scorecard:
     """Evaluate and rank a menu of strategies on a case.
 
@@ -397,7 +398,7 @@ def compare_strategies(case: Case | str, *, strategies: list[Strategy] | None = 
     weeks_delay : float, default 0.0
         Weeks of untreated growth before treatment, 0..520 (ValueError otherwise); a
         histology without a doubling time cannot be delayed.
-    grid_mm : tuple of float, default (2.5, 2.5, 2.5)
+    grid_mm : tuple of float, default GAP_RESOLVING_GRID_MM (2.5, 1.25, 1.25)
         Voxel spacing (z, y, x) in mm of the planning scene.
     engine : str, default "pencil"
         Dose engine, 'pencil' or 'superposition' ('pencil' by default: a scorecard plans

@@ -331,6 +331,16 @@ def _outside_stereotactic(patient: dict, survival: dict | None, sins_total: int 
     return why
 
 
+def _sbrt_gain_not_credited(patient: dict, sensitivity: str) -> str | None:
+    """Why SBRT's gain over cEBRT is not credited for this histology (None when it is)."""
+    rule = outcome_tables()["populations"]["stereotactic_sensitive_histology"]
+    if sensitivity not in rule["classes"]["list"] or patient.get("oligometastatic", False):
+        return None
+    if patient.get("prior_radiotherapy"):
+        return None  # it recurred after conventional RT: NOMS re-irradiates such a tumour as radioresistant
+    return f"{sensitivity.replace('_', ' ')} histology, not oligometastatic"
+
+
 def _outside_patchell(survival: dict | None, findings: MenuFindings | None) -> str | None:
     rules = outcome_tables()["populations"]["patchell"]
     why = []
@@ -342,10 +352,10 @@ def _outside_patchell(survival: dict | None, findings: MenuFindings | None) -> s
     return "; ".join(why) or None
 
 
-def _outside(estimate: Estimate, why: list[str]) -> Estimate:
-    rules = outcome_tables()["populations"]["stereotactic"]
-    return replace(estimate, basis=f"outside the SBRT trials' population ({'; '.join(why)}): {rules['outside']}. "
-                                   + estimate.basis, verified=False)
+def _outside(estimate: Estimate, why: list[str], *, rule: str = "stereotactic") -> Estimate:
+    rules = outcome_tables()["populations"][rule]
+    lead = "outside the SBRT trials' population" if rule == "stereotactic" else "SBRT's gain not credited"
+    return replace(estimate, basis=f"{lead} ({'; '.join(why)}): {rules['outside']}. " + estimate.basis, verified=False)
 
 
 def evaluate_strategy(case: Case | str, strategy: Strategy, *, scene: Scene, escc_grade: str,
@@ -431,6 +441,7 @@ def evaluate_strategy(case: Case | str, strategy: Strategy, *, scene: Scene, esc
                                  escc_grade=escc_grade, radiosensitivity=sensitivity, histology=case.histology)
 
         outside = list(outside_sbrt) if stereotactic else []
+        not_credited = _sbrt_gain_not_credited(patient, sensitivity) if stereotactic and not outside else None
         estimates["local_control"] = control(setting)
         high = score_tables()["noms"]["neurologic"]["high_grade"]
         if (stereotactic and setting == "de_novo" and escc_grade in high
@@ -439,6 +450,9 @@ def evaluate_strategy(case: Case | str, strategy: Strategy, *, scene: Scene, esc
                            f"(sc24, prest2019) and the reference has no SBRT-alone cohort of it in {sensitivity} tumours")
         if outside:
             estimates["local_control"] = _outside(control("conventional"), outside)
+        elif not_credited:
+            estimates["local_control"] = _outside(control("conventional"), [not_credited],
+                                                  rule="stereotactic_sensitive_histology")
         prior = patient.get("prior_radiotherapy")
         # Sahgal's stereotactic model is on the thecal-sac Pmax, Schultheiss' on the cord itself.
         pmax = dosimetry["cord_pmax_gy"] if stereotactic else dosimetry["spinal_cord_dmax_gy"]
@@ -450,11 +464,17 @@ def evaluate_strategy(case: Case | str, strategy: Strategy, *, scene: Scene, esc
             lytic=case.lesion.kind == "lytic", baseline_collapse_pct=float(case.lesion.collapse_pct),
             body_involved_over_50="body" in case.lesion.sites and case.lesion.body_fraction > 0.5,
             deformity=patient.get("alignment", "normal") != "normal", instrumented=instrumented, augmented=augmented)
-        estimates["pain"] = pain_response(stereotactic=stereotactic and not outside, mechanical=mechanical,
-                                          stabilised=instrumented or augmented)
+        estimates["pain"] = pain_response(stereotactic=stereotactic and not outside and not not_credited,
+                                          mechanical=mechanical, stabilised=instrumented or augmented)
         if outside and estimates["pain"].value is not None:
             estimates["pain"] = _outside(estimates["pain"], outside)
+        elif not_credited and estimates["pain"].value is not None:
+            estimates["pain"] = _outside(estimates["pain"], [not_credited], rule="stereotactic_sensitive_histology")
         estimates["retreatment"] = retreatment(conventional_fractions=None if stereotactic else fractions)
+        if not_credited:
+            # Scored as the conventional course it is credited as: its retreatment figure too.
+            estimates["retreatment"] = _outside(retreatment(conventional_fractions=fractions), [not_credited],
+                                                rule="stereotactic_sensitive_histology")
         days = rt_start + course_days(fractions) - 1
         failing = _failing(constraints)
         if failing:

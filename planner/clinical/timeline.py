@@ -19,6 +19,7 @@ from scenes.cases import Case, build_scene, doubling_time_days, grow, load_case
 from scenes.escc import measure_escc_grade
 
 from planner.common.safety import DISCLAIMER
+from planner.radiotherapy.plan import GAP_RESOLVING_GRID_MM
 from .outcomes import outcome_tables, untreated_status
 from .prognosis import tokuhashi
 from .scorecard import MEASURING_GRID_MM, expected_survival, noms_strategy_key
@@ -162,7 +163,7 @@ class Timeline:
                 "assumption": self.assumption, "disclaimer": self.disclaimer}
 
 
-def timeline(case: Case | str, *, weeks=(0, 2, 4, 8, 12), grid_mm=(2.5, 2.5, 2.5), engine: str = "pencil",
+def timeline(case: Case | str, *, weeks=(0, 2, 4, 8, 12), grid_mm=GAP_RESOLVING_GRID_MM, engine: str = "pencil",
              strategy_keys=None, progress=None) -> Timeline:
     """Re-evaluate ``case`` after each delay in ``weeks`` (0..520, increasing).
 
@@ -177,7 +178,7 @@ def timeline(case: Case | str, *, weeks=(0, 2, 4, 8, 12), grid_mm=(2.5, 2.5, 2.5
         doubling time.
     weeks : sequence of float, default (0, 2, 4, 8, 12)
         Delays (weeks), distinct, increasing, in 0..520 (ValueError otherwise).
-    grid_mm : tuple of float, default (2.5, 2.5, 2.5)
+    grid_mm : tuple of float, default GAP_RESOLVING_GRID_MM (2.5, 1.25, 1.25)
         Voxel spacing (z, y, x) in mm of the planning scene (the ESCC grade and SINS are
         measured on :data:`~planner.clinical.scorecard.MEASURING_GRID_MM`).
     engine : str, default "pencil"

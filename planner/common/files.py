@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_atomically", "write_text_atomically"]
+__all__ = ["write_atomically", "write_text_atomically", "write_together"]
 
 
 def write_atomically(path: str | os.PathLike, write) -> Path:
@@ -62,3 +62,57 @@ def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
         ``path``.
     """
     return write_atomically(path, lambda temporary: Path(temporary).write_text(text, encoding="utf-8"))
+
+
+def write_together(outputs) -> list[Path]:
+    """Write several files all or nothing: each to a temporary file beside its target, and
+    only when every one is written, rename them all into place.
+
+    A failure while writing removes every temporary file and leaves every target as it was
+    (a run that fails leaves no new file behind and never a half-written one). The renames
+    at the end are single system calls on folders already checked; they do not fail in
+    practice, and a target renamed before one that does is whole, never half-written.
+
+    Parameters
+    ----------
+    outputs : iterable of (path, write)
+        ``write(temporary_path)`` writes the whole content of ``path`` (as in
+        :func:`write_atomically`); a ``str`` instead of a callable is written as UTF-8 text.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The targets, in the order given.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> [p.name for p in write_together([(folder / "a.json", "{}"), (folder / "b.csv", "x\\n")])]
+    ['a.json', 'b.csv']
+    """
+    staged = []
+    try:
+        for path, write in outputs:
+            path = Path(path)
+            if not path.parent.is_dir():
+                raise FileNotFoundError(f"output folder {str(path.parent)!r} does not exist")
+            handle, temporary = tempfile.mkstemp(suffix=path.suffix, prefix=f".{path.name}.", dir=path.parent)
+            os.close(handle)
+            staged.append((path, temporary))
+            if isinstance(write, str):
+                Path(temporary).write_text(write, encoding="utf-8")
+            else:
+                write(temporary)
+        umask = os.umask(0)
+        os.umask(umask)
+        for _, temporary in staged:
+            os.chmod(temporary, 0o666 & ~umask)
+        for path, temporary in staged:
+            os.replace(temporary, path)
+    except BaseException:
+        for _, temporary in staged:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+        raise
+    return [path for path, _ in staged]

@@ -27,7 +27,7 @@ MATERIAL_COLOURS = {
     "cortical_bone": (0.98, 0.98, 0.95), "cancellous_bone": (0.78, 0.74, 0.66), "disc": (0.55, 0.75, 0.6),
     "lytic_lesion": (0.85, 0.15, 0.15), "blastic_lesion": (0.95, 0.5, 0.6), "mixed_lesion": (0.9, 0.3, 0.4),
     "titanium": (0.6, 0.65, 0.75), "cf_peek": (0.25, 0.25, 0.25), "pmma_cement": (0.7, 0.95, 1.0),
-    "postoperative_cavity": (0.5, 0.9, 0.8),
+    "postoperative_cavity": (0.5, 0.9, 0.8), "water": (0.35, 0.65, 1.0), "icrp_cortical_bone": (0.95, 0.95, 0.88),
 }
 STRUCTURE_COLOURS = {
     "spinal_cord": "yellow", "cauda_equina": "gold", "thecal_sac": "deepskyblue", "gtv": "red",

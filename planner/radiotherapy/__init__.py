@@ -6,7 +6,8 @@ and :mod:`.optimise` (fluence optimisation) -> :mod:`.plan` (targets, objectives
 case, the escalation search for the maximum achievable prescription) with
 :mod:`.achievable` (its figure, the limit that binds it, the escalation bound and the hot
 spot) -> :mod:`.metrics` (DVH, D0.035cc, ...) -> :mod:`.constraints` (protocol limits and the checker) with :mod:`.radiobiology` (BED, EQD2,
-myelopathy and re-irradiation). :mod:`.session` keeps an influence matrix warm for sliders.
+myelopathy and re-irradiation). :mod:`.session` keeps an influence matrix warm for sliders. :mod:`.device_objective` keeps the
+optimiser's matrix, dose and terms on the GPU (``backend="cuda"``).
 Policy lives as data in :mod:`.protocols` (TOML, each number with its source key).
 
 May import: scenes, kernels, planner.common. Nothing from planner.clinical, pictures, cli.

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Beam", "BeamSet", "beam_frame", "make_beams", "posterior_fan_angles", "arrangement_angles", "ARRANGEMENTS"]
+__all__ = ["Beam", "BeamSet", "beam_frame", "make_beams", "open_field", "posterior_fan_angles", "arrangement_angles", "ARRANGEMENTS"]
 
 #: Named beam arrangements (see :func:`arrangement_angles`).
 ARRANGEMENTS = ("sbrt_fan", "arc", "pa", "ap_pa")
@@ -222,9 +222,17 @@ def make_beams(target_points_mm: np.ndarray, *, gantry_deg, isocentre_mm=None, b
         raise ValueError(f"beamlet_mm must be 2.5, 5 or 10 mm, got {beamlet_mm}")
     if not 0 <= margin_mm <= 30:
         raise ValueError(f"margin_mm must be in 0..30 mm, got {margin_mm}")
+    try:
+        angles = np.atleast_1d(np.asarray(gantry_deg, dtype=float))
+    except (TypeError, ValueError):
+        angles = np.array([np.nan])
+    if angles.ndim != 1 or angles.size == 0 or not np.all(np.isfinite(angles)):
+        raise ValueError(f"gantry_deg must be one or more finite angles in degrees, got {gantry_deg!r}")
+    if not np.all(np.isfinite(points)):
+        raise ValueError("target_points_mm must be finite (no NaN or infinity)")
     iso = points.mean(axis=0) if isocentre_mm is None else np.asarray(isocentre_mm, float)
     beams = []
-    for gantry in np.atleast_1d(gantry_deg):
+    for gantry in angles:
         axis, u, v = beam_frame(float(gantry))
         source = iso - source_axis_distance_mm * axis
         rel = points - source
@@ -297,3 +305,67 @@ def arrangement_angles(name: str, *, n_beams: int = 9, arc_step_deg: float = 10.
     if name == "ap_pa":
         return [0.0, 180.0]
     raise ValueError(f"unknown arrangement {name!r}; known: {', '.join(ARRANGEMENTS)}")
+
+
+def open_field(field_mm: float, *, entry_mm, ssd_mm: float | None = None, gantry_deg: float = 0.0,
+               source_axis_distance_mm: float | None = None) -> BeamSet:
+    """An open square field for a measurement setup: a water tank or slab at a given SSD.
+
+    The central axis enters the phantom at ``entry_mm``; the source lies ``ssd_mm`` before it
+    along the axis, and the isocentre ``source_axis_distance_mm - ssd_mm`` beyond it (an SSD
+    setup with SSD = SAD puts the isocentre on the surface). The field, ``field_mm`` square on
+    the isocentre plane, is tiled exactly by the largest beamlet (10, 5 or 2.5 mm) that
+    divides it into an even number across, all at weight 1: ``final_dose(scene, beams, np.ones(beams.n_beamlets))`` is
+    the open field's dose. Both dose engines honour the beam's own SAD.
+
+    Parameters
+    ----------
+    field_mm : float
+        Side of the square field on the isocentre plane (mm), a multiple of 5 in 10..400
+        (ValueError otherwise).
+    entry_mm : array_like of float
+        Where the central axis enters the phantom (z, y, x mm).
+    ssd_mm : float, optional
+        Source-to-surface distance (mm), in (0, SAD]; default the SAD.
+    gantry_deg : float, default 0.0
+        IEC 61217 gantry angle (deg).
+    source_axis_distance_mm : float, optional
+        Source-axis distance (mm); default the commissioned beam model's.
+
+    Returns
+    -------
+    BeamSet
+        One beam.
+
+    Examples
+    --------
+    >>> beams = open_field(100.0, entry_mm=(0.0, -150.0, 0.0), ssd_mm=900.0)
+    >>> beam = beams.beams[0]
+    >>> beam.beamlet_mm, beam.n_beamlets, [round(c, 1) for c in beam.isocentre_mm]
+    (10.0, 100, [0.0, -50.0, 0.0])
+    """
+    if source_axis_distance_mm is None:
+        from kernels.beam_model import load_beam_model
+
+        source_axis_distance_mm = load_beam_model().source_axis_distance_mm
+    sad = float(source_axis_distance_mm)
+    ssd = sad if ssd_mm is None else float(ssd_mm)
+    if not (np.isfinite(field_mm) and 10.0 <= field_mm <= 400.0):
+        raise ValueError(f"field_mm must be in 10..400 mm, got {field_mm}")
+    # Beamlet centres sit at (k + 1/2) pitches from the axis (Beam.beamlet_grid), so a centred
+    # field needs an even number of beamlets across.
+    pitch = next((p for p in (10.0, 5.0, 2.5) if abs(field_mm / (2 * p) - round(field_mm / (2 * p))) < 1e-9), None)
+    if pitch is None:
+        raise ValueError(f"field_mm must be a multiple of 5 mm (an even number of the smallest beamlets), got {field_mm}")
+    if not (np.isfinite(ssd) and 0 < ssd <= sad):
+        raise ValueError(f"ssd_mm must be in (0, {sad:g}] mm (the source-axis distance), got {ssd_mm}")
+    entry = np.asarray(entry_mm, dtype=float)
+    if entry.shape != (3,) or not np.all(np.isfinite(entry)):
+        raise ValueError(f"entry_mm must be three finite coordinates (z, y, x) in mm, got {entry_mm!r}")
+    axis, _, _ = beam_frame(float(gantry_deg))
+    isocentre = entry + (sad - ssd) * axis
+    n = int(round(field_mm / pitch))
+    centres = (np.arange(n) - (n - 1) / 2) * pitch
+    u, v = np.meshgrid(centres, centres)
+    uv = np.stack([u.ravel(), v.ravel()], axis=1)
+    return BeamSet((Beam(float(gantry_deg), tuple(float(c) for c in isocentre), sad, pitch, uv),))

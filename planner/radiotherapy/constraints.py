@@ -140,8 +140,12 @@ def constraints_for(name: str, fractions: int, *, prior_course: dict | None = No
         re-irradiation limits if any.
     """
     table = protocols()
-    if name not in table:
+    if not isinstance(name, str) or name not in table:
         raise ValueError(f"unknown protocol {name!r}; known: {', '.join(sorted(table))}")
+    if isinstance(fractions, bool) or not isinstance(fractions, (int, np.integer)):
+        raise ValueError(f"fractions must be a whole number, got {fractions!r}")
+    if prior_course:
+        _check_prior_course(prior_course)
     protocol = table[name]
     if fractions not in protocol["fractions"]:
         raise ValueError(f"protocol {name!r} has limits for {protocol['fractions']} fractions, not {fractions}")
@@ -169,6 +173,18 @@ def constraints_for(name: str, fractions: int, *, prior_course: dict | None = No
                                   f"re-irradiation budget {budget['sbrt_eqd2_gy']:.1f} Gy2/2 after a prior "
                                   f"{prior_course['dose_gy']:g} Gy/{prior_course['fractions']}"))
     return out
+
+
+def _check_prior_course(prior: dict) -> None:
+    """ValueError naming the entry unless ``prior`` is a prior course the budget can use."""
+    if not isinstance(prior, dict):
+        raise ValueError(f"prior_course must be a table with dose_gy, fractions and months_ago, got {prior!r}")
+    for key, whole in (("dose_gy", False), ("fractions", True), ("months_ago", False)):
+        value = prior.get(key)
+        number = not isinstance(value, bool) and isinstance(value, (int, np.integer) if whole else (int, float, np.number))
+        if not number or not np.isfinite(value) or value < (1 if whole else 0):
+            kind = "a whole number >= 1" if whole else "a finite number >= 0"
+            raise ValueError(f"prior_course['{key}'] must be {kind}, got {value!r}")
 
 
 def organ_structures(scene: Scene) -> dict:

@@ -18,17 +18,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sparse
 
-from kernels._dispatch import resolve_backend
+from kernels._dispatch import twin
 from kernels.beam_model import load_beam_model
 from kernels.engine import superposition_dose
-from kernels.pencil_beam_cpu import count_entries, fill_entries
 from kernels.pencil_kernel import beamlet_table
-from kernels.raytrace_cpu import path_integrals_to_voxels
 from scenes.scene import Scene
 
 from .beams import BeamSet
 
-__all__ = ["Influence", "InfluenceTooLarge", "build_influence", "final_dose", "dose_region", "influence_memory_bytes",
+__all__ = ["kept_energy_of", "cutoff_for_kept_energy", "Influence", "InfluenceTooLarge", "build_influence", "final_dose", "dose_region", "influence_memory_bytes",
            "fluence_per_unit_weight"]
 
 
@@ -51,6 +49,8 @@ class Influence:
     grid_shape: tuple = ()
     memory_bytes: int = 0
     cutoff: float = 0.0
+    #: Fraction of each beamlet's energy (its kernel's sum in water) the cut-off keeps.
+    kept_energy: float = float("nan")
 
     def dose_volume(self, weights) -> np.ndarray:
         """Dose on the full grid for beamlet weights (zero outside the region of interest).
@@ -121,7 +121,7 @@ def dose_region(scene: Scene, target: str, *, margin_mm: float = 30.0) -> np.nda
     return np.flatnonzero(box & body).astype(np.int64)
 
 
-def _beam_geometry(scene: Scene, beam, voxels: np.ndarray):
+def _beam_geometry(scene: Scene, beam, voxels: np.ndarray, backend: str = "cpu"):
     grid = scene.grid
     k, j, i = np.unravel_index(voxels, grid.shape)
     centres = grid.index_to_mm(np.stack([k, j, i], axis=1))
@@ -132,10 +132,70 @@ def _beam_geometry(scene: Scene, beam, voxels: np.ndarray):
     a = rel @ u * sad / depth_axis
     b = rel @ v * sad / depth_axis
     radiological = np.empty(len(voxels))
-    path_integrals_to_voxels(np.ascontiguousarray(scene.electron_density, dtype=np.float64),
+    twin("raytrace", backend).path_integrals_to_voxels(np.ascontiguousarray(scene.electron_density, dtype=np.float64),
                              np.asarray(grid.origin_mm), np.asarray(grid.spacing_mm), beam.source_mm,
                              voxels.astype(np.int64), radiological)
     return a, b, radiological, (sad / depth_axis) ** 2
+
+
+def kept_energy_of(kernel: np.ndarray, cutoff: float) -> float:
+    """Fraction of a beamlet kernel's energy in its entries at or above ``cutoff`` x its maximum.
+
+    The kernel is a dose per unit fluence on a regular water grid, so its sum is proportional
+    to the energy the beamlet deposits there.
+
+    Parameters
+    ----------
+    kernel : numpy.ndarray
+        The beamlet kernel (e.g. ``kernels.pencil_kernel.beamlet_table(5.0).table``), >= 0.
+    cutoff : float
+        Relative cut-off, in (0, 0.5).
+
+    Returns
+    -------
+    float
+        The fraction kept, in (0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> kept_energy_of(np.array([10.0, 1.0, 0.01]), 0.05)
+    0.9990...
+    """
+    kernel = np.asarray(kernel, dtype=float)
+    return float(kernel[kernel >= cutoff * kernel.max()].sum() / kernel.sum())
+
+
+def cutoff_for_kept_energy(kernel: np.ndarray, kept_energy: float) -> float:
+    """The largest relative cut-off that keeps at least ``kept_energy`` of the kernel's energy.
+
+    Parameters
+    ----------
+    kernel : numpy.ndarray
+        The beamlet kernel, >= 0.
+    kept_energy : float
+        Fraction to keep, in [0.9, 1) (ValueError otherwise).
+
+    Returns
+    -------
+    float
+        Relative cut-off (fraction of the kernel's maximum) for :func:`build_influence`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> kernel = np.array([10.0, 1.0, 0.01])
+    >>> round(cutoff_for_kept_energy(kernel, 0.95), 6)
+    0.1
+    >>> kept_energy_of(kernel, cutoff_for_kept_energy(kernel, 0.9999)) >= 0.9999
+    True
+    """
+    if not 0.9 <= kept_energy < 1:
+        raise ValueError(f"kept_energy must be in [0.9, 1), got {kept_energy}")
+    values = np.sort(np.asarray(kernel, dtype=float).ravel())[::-1]
+    cumulative = np.cumsum(values)
+    last = min(int(np.searchsorted(cumulative, kept_energy * cumulative[-1])), values.size - 1)
+    return float(np.nextafter(values[last] / values[0], 0.0))  # the last kept entry stays at or above it
 
 
 def influence_memory_bytes(nnz: int, n_rows: int) -> int:
@@ -158,7 +218,7 @@ def influence_memory_bytes(nnz: int, n_rows: int) -> int:
 
 def build_influence(scene: Scene, beams: BeamSet, *, target: str = "gtv", roi: np.ndarray | None = None,
                     margin_mm: float = 30.0, cutoff: float = 1e-3, memory_budget_gb: float = 1.0,
-                    backend: str = "cpu", report=None) -> Influence:
+                    backend: str = "cpu", report=None, kept_energy: float | None = None) -> Influence:
     """Beamlet influence matrix of ``beams`` on ``scene`` (pencil-beam engine).
 
     ``report``, when given, receives a one-line memory estimate before the matrix is
@@ -181,11 +241,16 @@ def build_influence(scene: Scene, beams: BeamSet, *, target: str = "gtv", roi: n
         Margin (mm) of the default region around the target's bounding box.
     cutoff : float, default 1e-3
         Entries below this fraction of the beamlet kernel's maximum are dropped; in (0, 0.5)
-        (ValueError otherwise).
+        (ValueError otherwise). Ignored when ``kept_energy`` is given.
+    kept_energy : float, optional
+        Choose the cut-off that keeps this fraction of each beamlet's energy instead, in
+        [0.9, 1) (ValueError otherwise; :func:`cutoff_for_kept_energy`). The fraction kept
+        either way is :attr:`Influence.kept_energy`.
     memory_budget_gb : float, default 1.0
         Largest matrix allowed (GiB), > 0 (ValueError otherwise).
     backend : str, default "cpu"
-        'cpu' or 'auto' (both run on the CPU); 'cuda' raises RuntimeError (not written yet).
+        Kernel twins: 'cpu', 'cuda' (an NVIDIA GPU; RuntimeError without one) or 'auto' (the
+        GPU when one is present). The matrices agree to float32 rounding.
     report : callable, optional
         ``report(line)`` receives the memory estimate.
 
@@ -194,27 +259,32 @@ def build_influence(scene: Scene, beams: BeamSet, *, target: str = "gtv", roi: n
     Influence
         The matrix (Gy per unit beamlet weight) with its rows, beams and counted memory.
     """
-    resolve_backend(backend)
+    pencil = twin("pencil_beam", backend)  # resolves the backend first: a refused one fails before any work
+    if not getattr(beams, "beams", None):
+        raise ValueError("beams must be a BeamSet with at least one beam (make_beams with one or more gantry angles)")
     if not 0 < cutoff < 0.5:
         raise ValueError(f"cutoff must be in (0, 0.5) (fraction of the beamlet kernel maximum), got {cutoff}")
     if not memory_budget_gb > 0:
         raise ValueError(f"memory_budget_gb must be > 0, got {memory_budget_gb}")
     voxels = dose_region(scene, target, margin_mm=margin_mm) if roi is None else np.asarray(roi, np.int64)
     table = beamlet_table(beams.beams[0].beamlet_mm)
+    if kept_energy is not None:
+        cutoff = cutoff_for_kept_energy(table.table, kept_energy)
+    kept = kept_energy_of(table.table, cutoff)
     fluence = fluence_per_unit_weight()
     absolute_cutoff = cutoff * table.table.max() * fluence
     kernel = np.ascontiguousarray(table.table)
     per_beam = []
     nnz = 0
     for beam in beams.beams:
-        a, b, depth, inverse_square = _beam_geometry(scene, beam, voxels)
+        a, b, depth, inverse_square = _beam_geometry(scene, beam, voxels, backend)
         grid_index, origin = beam.beamlet_grid()
         scale = inverse_square * fluence
         counts = np.zeros(len(voxels), np.int64)
         args = (a, b, depth * 1.0, scale, grid_index, np.asarray(origin, float), float(beam.beamlet_mm), kernel,
                 table.depth_step_mm, table.lateral_step_mm, table.reach_mm, absolute_cutoff)
         # Radiological depth from the path integral is density x mm: mm of water equivalent.
-        count_entries(*args, counts)
+        pencil.count_entries(*args, counts)
         per_beam.append((args, counts))
         nnz += int(counts.sum())
     need = influence_memory_bytes(nnz, len(voxels) * len(beams.beams))
@@ -231,12 +301,12 @@ def build_influence(scene: Scene, beams: BeamSet, *, target: str = "gtv", roi: n
         np.cumsum(counts, out=indptr[1:])
         indices = np.empty(indptr[-1], np.int32)
         data = np.empty(indptr[-1], np.float32)
-        fill_entries(*args, indptr, indices, data)
+        pencil.fill_entries(*args, indptr, indices, data)
         blocks.append(sparse.csr_matrix((data, indices, indptr), shape=(len(voxels), beam.n_beamlets)))
     matrix = sparse.hstack(blocks, format="csr", dtype=np.float32)
     matrix.indices = matrix.indices.astype(np.int32, copy=False)
     matrix.indptr = matrix.indptr.astype(np.int64, copy=False)
-    return Influence(matrix, voxels, beams, scene.grid.shape, need, cutoff)
+    return Influence(matrix, voxels, beams, scene.grid.shape, need, cutoff, kept)
 
 
 def final_dose(scene: Scene, beams: BeamSet, weights, *, backend: str = "cpu", n_azimuth: int | None = None) -> np.ndarray:
@@ -252,7 +322,8 @@ def final_dose(scene: Scene, beams: BeamSet, weights, *, backend: str = "cpu", n
         One weight per beamlet of the set (unit beamlet weight), finite and >= 0 (ValueError
         otherwise); a beam whose weights are all zero is skipped.
     backend : str, default "cpu"
-        'cpu' or 'auto' (both run on the CPU); 'cuda' raises RuntimeError (not written yet).
+        Kernel twins: 'cpu', 'cuda' (RuntimeError without a GPU) or 'auto' (the GPU when one
+        is present).
     n_azimuth : int, optional
         Azimuthal cone directions per zenith bin, >= 3; default the beam model's.
 
@@ -261,7 +332,7 @@ def final_dose(scene: Scene, beams: BeamSet, weights, *, backend: str = "cpu", n
     numpy.ndarray
         Dose (Gy) of the scene's grid shape.
     """
-    resolve_backend(backend)
+    twin("superposition", backend)  # a refused backend fails before any work
     model = load_beam_model()
     fluence_unit = fluence_per_unit_weight()
     grid = scene.grid
@@ -277,6 +348,7 @@ def final_dose(scene: Scene, beams: BeamSet, weights, *, backend: str = "cpu", n
         axis, u, v = beam.frame
         dose, _, _ = superposition_dose(density, electron, np.asarray(grid.origin_mm), np.asarray(grid.spacing_mm),
                                         beam.source_mm, axis, u, v, fluence, origin, spacing, model,
-                                        n_azimuth=n_azimuth)
+                                        n_azimuth=n_azimuth, backend=backend,
+                                        source_axis_distance_mm=beam.source_axis_distance_mm)
         total += dose * fluence_unit
     return total

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Term", "Underdose", "Overdose", "MeanDose", "DoseVolumeMax", "DoseVolumeMin", "total"]
+__all__ = ["Term", "Underdose", "Overdose", "SquaredDeviation", "MeanDose", "DoseVolumeMax", "DoseVolumeMin", "total"]
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -117,6 +117,39 @@ class Overdose(Term):
         excess = np.maximum(dose[self.rows] - self.dose_gy, 0.0)
         value = self.priority * np.sum(self.weights * excess**2)
         return value, self._scatter(dose, 2 * self.priority * self.weights * excess)
+
+
+class SquaredDeviation(Term):
+    """priority * sum w (d - D)^2: a uniform dose (both sides penalised), matRad's and PortPy's
+    usual target term."""
+
+    def value_and_gradient(self, dose):
+        """priority * sum w (d - D)^2 and its gradient.
+
+        Parameters
+        ----------
+        dose : numpy.ndarray
+            Dose (Gy) of every row of the influence matrix (1-D); the term reads its own
+            :attr:`rows`.
+
+        Returns
+        -------
+        value : float
+            The weighted squared deviation from ``dose_gy`` (Gy^2) times the priority, >= 0.
+        gradient : numpy.ndarray
+            d(value)/d(dose), same shape as ``dose`` (zero outside the term's rows).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> term = SquaredDeviation(rows=np.array([0, 1]), weights=np.ones(2), dose_gy=2.0)
+        >>> value, gradient = term.value_and_gradient(np.array([1.0, 3.0, 7.0]))
+        >>> float(value), gradient.tolist()
+        (1.0, [-1.0, 1.0, 0.0])
+        """
+        deviation = dose[self.rows] - self.dose_gy
+        return (self.priority * np.sum(self.weights * deviation**2),
+                self._scatter(dose, 2 * self.priority * self.weights * deviation))
 
 
 class MeanDose(Term):

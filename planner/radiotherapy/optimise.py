@@ -16,6 +16,7 @@ from scipy.optimize import minimize
 
 from threadpoolctl import threadpool_limits
 
+from kernels._dispatch import resolve_backend
 from kernels.sparse_dose_cpu import dose_from_weights, gradient_to_weights, transposed_copy
 
 from .objectives import total
@@ -34,7 +35,7 @@ class OptimisationResult:
 
 
 def optimise(matrix, terms, *, initial_weights=None, max_iterations: int = 500, ftol: float = 1e-5,
-             gtol: float = 1e-6) -> OptimisationResult:
+             gtol: float = 1e-6, backend: str = "cpu") -> OptimisationResult:
     """Minimise the terms over beamlet weights >= 0 (L-BFGS-B).
 
     Parameters
@@ -55,6 +56,9 @@ def optimise(matrix, terms, *, initial_weights=None, max_iterations: int = 500, 
         Stop when the relative decrease of the objective falls below this.
     gtol : float, default 1e-6
         Stop when the projected gradient falls below this.
+    backend : str, default "cpu"
+        'cpu', 'cuda' or 'auto' (the GPU when one is present): on the GPU the matrix, dose and
+        terms stay on the device (:class:`~planner.radiotherapy.device_objective.DeviceObjective`).
 
     Returns
     -------
@@ -77,12 +81,17 @@ def optimise(matrix, terms, *, initial_weights=None, max_iterations: int = 500, 
     # A transposed copy makes every A.T @ g a row product (0.61 instead of 0.46 of the stream
     # bandwidth, benchmarks/README.md); building it costs about one product's worth of
     # transposition, so the few-iteration slider updates go without it.
-    transposed = transposed_copy(matrix) if max_iterations >= 50 else None
+    if resolve_backend(backend) == "cuda":
+        from .device_objective import DeviceObjective
 
-    def fun(w):
-        dose = dose_from_weights(matrix, w)
-        value, gradient = total(terms, dose)
-        return value, gradient_to_weights(matrix, gradient, transposed=transposed)
+        fun = DeviceObjective(matrix, terms)  # uploads once; one beamlet-sized vector each way per call
+    else:
+        transposed = transposed_copy(matrix) if max_iterations >= 50 else None
+
+        def fun(w):
+            dose = dose_from_weights(matrix, w)
+            value, gradient = total(terms, dose)
+            return value, gradient_to_weights(matrix, gradient, transposed=transposed)
 
     # BLAS on one thread while L-BFGS-B runs: its small vector operations gain nothing from
     # OpenBLAS threads, which on 2 cores fight numba's OpenMP workers (still spinning after
@@ -93,7 +102,8 @@ def optimise(matrix, terms, *, initial_weights=None, max_iterations: int = 500, 
     return OptimisationResult(np.asarray(result.x), float(result.fun), int(result.nit), bool(result.success), str(result.message))
 
 
-def reoptimise(matrix, terms, previous_weights, *, scale: float = 1.0, max_iterations: int = 6) -> OptimisationResult:
+def reoptimise(matrix, terms, previous_weights, *, scale: float = 1.0, max_iterations: int = 6,
+               backend: str = "cpu") -> OptimisationResult:
     """Quick interactive update after a slider change.
 
     Warm start from ``previous_weights`` (times ``scale``, e.g. the prescription ratio) and at
@@ -113,6 +123,8 @@ def reoptimise(matrix, terms, previous_weights, *, scale: float = 1.0, max_itera
         Factor applied to ``previous_weights`` first, > 0 (ValueError otherwise).
     max_iterations : int, default 6
         Iteration limit, 1..100000.
+    backend : str, default "cpu"
+        'cpu', 'cuda' or 'auto', as for :func:`optimise`.
 
     Returns
     -------
@@ -122,4 +134,4 @@ def reoptimise(matrix, terms, previous_weights, *, scale: float = 1.0, max_itera
     if not scale > 0:
         raise ValueError(f"scale must be > 0, got {scale}")
     return optimise(matrix, terms, initial_weights=np.asarray(previous_weights, float) * scale,
-                    max_iterations=max_iterations)
+                    max_iterations=max_iterations, backend=backend)

@@ -26,23 +26,23 @@ import json
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy import ndimage
 
 from scenes.cases import build_scene, load_case
 from scenes.scene import Scene
-from scenes.shapes import mask_from_full
 from scenes.surgery import separation_surgery
 
 from .achievable import (ACHIEVABLE_METRIC, ACHIEVABLE_STRUCTURE, ROUNDING, achievable_from, achievable_limits,
                          achievable_prescription, escalation_bound, full_measure, hot_spot_limit, row_measure)
 from .beams import arrangement_angles, make_beams
-from .constraints import check_constraints, constraints_for, organ_structures
+from .constraints import check_constraints, constraints_for
+from .correction import correct, correction_settings, engine_agreement
 from .influence import build_influence, final_dose
 from .metrics import metric, structure_dose
 from .objectives import DoseVolumeMin, Overdose, Underdose
 from .optimise import optimise
 from .protocols import read_table
 from .radiobiology import alpha_beta, bed, myelopathy_band
+from .targets import _dilate, add_targets
 
 __all__ = ["Regimen", "PlanResult", "add_targets", "plan_case", "achievable_prescription", "achievable_from", "escalate",
            "row_measure", "hard_structures", "COVERAGE_METRIC", "ACHIEVABLE_METRIC", "HARD_STRUCTURES",
@@ -54,21 +54,9 @@ COVERAGE_METRIC = "D90%"
 HARD_STRUCTURES = ("spinal_cord", "thecal_sac", "cauda_equina")
 
 
-def _target_rules() -> dict:
-    return read_table("targets")
-
-
 #: The planning grid (z, y, x mm) on which 1 mm steps of the separation gap are resolved
 #: (objectives.toml [gap_resolution], with the measurement behind it).
 GAP_RESOLVING_GRID_MM = tuple(float(v) for v in read_table("objectives")["gap_resolution"]["grid_mm"])
-
-#: Cord planning-risk-volume and PTV margins (planner/radiotherapy/protocols/targets.toml, with sources).
-CORD_PRV_MM = float(_target_rules()["ptv"]["cord_prv_mm"]["value"])
-PTV_MARGIN_MM = float(_target_rules()["ptv"]["margin_mm"]["value"])
-#: Lesion site -> vertebral sector structure (ISRC sectors as the phantom has them).
-SECTORS = {"body": "vertebral_body_{level}", "pedicle_left": "pedicle_left_{level}",
-           "pedicle_right": "pedicle_right_{level}", "posterior": "lamina_{level}"}
-
 
 #: The simulator's prescription range (an input bound, not a clinical figure).
 MAX_PRESCRIPTION_GY, MAX_FRACTIONS = 80.0, 40
@@ -129,6 +117,12 @@ class PlanResult:
     #: Every limit of the achievable plan, tightest first: where each alone would put the
     #: figure (so a plan capped by the escalation bound still shows the organs' headroom).
     achievable_limits: tuple = ()
+    #: Optimiser's (pencil-beam + correction) vs final (superposition) dose on the PTV D95% and
+    #: the hard-limited maxima: {metric: {optimiser_gy, final_gy, difference}} (empty: pencil).
+    engine_agreement: dict = field(default_factory=dict)
+    #: How the plan was made (grid_mm, engine, arrangement, n_beams, beamlet_mm), so that it can
+    #: be made again (e.g. by ``spinesim export plan.json``).
+    settings: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
         """The plan's numbers as JSON (without the dose arrays, scene and beams).
@@ -159,70 +153,9 @@ class PlanResult:
                 "achievable_limits": list(self.achievable_limits),
                 "achievable_bound": escalation_bound(self.regimen.fractions),
                 "achievable_probes": [list(p) for p in self.achievable_probes],
+                "engine_agreement": self.engine_agreement, "settings": self.settings,
                 "disclaimer": "spinesim: teaching and research only, not for clinical use"}
         return json.dumps(clean(data), indent=2)
-
-
-def _dilate(occupancy: np.ndarray, margin_mm: float, spacing_mm) -> np.ndarray:
-    if margin_mm <= 0:
-        return occupancy > 0.5
-    distance = ndimage.distance_transform_edt(occupancy <= 0.5, sampling=spacing_mm)
-    return distance <= margin_mm
-
-
-def add_targets(scene: Scene, *, ptv_margin_mm: float = PTV_MARGIN_MM, prv_margin_mm: float = CORD_PRV_MM,
-                prv_of=("spinal_cord", "cauda_equina")) -> Scene:
-    """GTV -> CTV (GTV plus every involved vertebral sector, whole) -> PTV (CTV + margin minus PRV).
-
-    The CTV follows the consortium's sector method (Cox 2012, planner/radiotherapy/protocols/targets.toml):
-    a sector the tumour touches enters the CTV whole. The PTV is cut back from the
-    planning-risk volume of the
-    structures ``prv_of`` (those whose limits are hard: the cord or cauda, or the thecal sac
-    when the protocol limits it), as clinics do, so coverage yields near the cord.
-
-    Parameters
-    ----------
-    scene : Scene
-        A scene with a ``gtv`` structure (its lesion's sites name the involved sectors).
-    ptv_margin_mm : float, default PTV_MARGIN_MM
-        CTV-to-PTV margin (mm; default targets.toml [ptv] margin_mm); <= 0 means none.
-    prv_margin_mm : float, default CORD_PRV_MM
-        Margin (mm) around the ``prv_of`` structures (default targets.toml [ptv]
-        cord_prv_mm); <= 0 means the structures themselves.
-    prv_of : iterable of str, default ("spinal_cord", "cauda_equina")
-        Structures whose planning-risk volume is cut out of the PTV; names the scene lacks
-        are skipped.
-
-    Returns
-    -------
-    Scene
-        A new scene with the structures ``ctv``, ``cord_prv`` and ``ptv`` added (the PTV also
-        kept inside ``body_outline`` when the scene has one), and the organs the limit rows
-        name that the phantom builds from its own (skin, kidneys, airway, great vessels:
-        :func:`~planner.radiotherapy.constraints.organ_structures`).
-    """
-    grid = scene.grid
-    gtv = scene.structure("gtv").full()
-    ctv = gtv.copy()
-    for site in (scene.lesion.sites if scene.lesion is not None else ()):
-        sector = SECTORS[site].format(level=scene.level)
-        if sector in scene.structures:
-            ctv = np.maximum(ctv, scene.structure(sector).full())
-    neural = np.zeros(grid.shape, np.float32)
-    for name in prv_of:
-        if name in scene.structures:
-            neural = np.maximum(neural, scene.structure(name).full())
-    prv = _dilate(neural, prv_margin_mm, grid.spacing_mm)
-    ptv = _dilate(ctv, ptv_margin_mm, grid.spacing_mm) & ~prv
-    if "body_outline" in scene.structures:
-        ptv &= scene.structure("body_outline").full() > 0.5
-    structures = dict(scene.structures)
-    for name, occupancy in organ_structures(scene).items():
-        structures[name] = mask_from_full(grid, occupancy)
-    structures["ctv"] = mask_from_full(grid, ctv)
-    structures["cord_prv"] = mask_from_full(grid, prv.astype(np.float32))
-    structures["ptv"] = mask_from_full(grid, ptv.astype(np.float32))
-    return scene.evolve(structures=structures)
 
 
 def _optimisation_region(scene: Scene, *, near_mm: float = 10.0, margin_mm: float = 30.0, organs=()) -> np.ndarray:
@@ -431,6 +364,32 @@ def escalate(matrix, term_rows: dict, regimen: Regimen, rows_of: dict, constrain
     return best[1], best_weights, tuple(probes)
 
 
+#: The last few influence matrices, by (scene, beams, rows, backend): plans that differ only in
+#: the prescription, protocol limits elsewhere or weights (a sweep, a scorecard's conventional
+#: courses) share one matrix instead of building it again. Matrices are never modified.
+_INFLUENCE_MEMO: dict = {}
+_INFLUENCE_MEMO_SIZE = 2
+
+
+def _shared_influence(scene, beams, roi, *, backend: str, report):
+    import hashlib
+
+    geometry = hashlib.sha256(np.ascontiguousarray(roi).tobytes())
+    for beam in beams.beams:
+        geometry.update(repr((beam.gantry_deg, beam.isocentre_mm, beam.source_axis_distance_mm, beam.beamlet_mm)).encode())
+        geometry.update(np.ascontiguousarray(beam.beamlet_uv_mm).tobytes())
+    key = (scene.fingerprint(), geometry.hexdigest(), backend)
+    if key in _INFLUENCE_MEMO:
+        report("influence matrix: reused (same scene, beams and rows)")
+        _INFLUENCE_MEMO[key] = _INFLUENCE_MEMO.pop(key)  # most recently used last
+        return _INFLUENCE_MEMO[key]
+    influence = build_influence(scene, beams, target="ptv", roi=roi, backend=backend, report=report)
+    _INFLUENCE_MEMO[key] = influence
+    while len(_INFLUENCE_MEMO) > _INFLUENCE_MEMO_SIZE:
+        _INFLUENCE_MEMO.pop(next(iter(_INFLUENCE_MEMO)))
+    return influence
+
+
 def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float | None = None, n_beams: int = 9,
               arrangement: str = "sbrt_fan",
               beamlet_mm: float = 5.0, grid_mm=(2.5, 2.5, 2.5), engine: str = "superposition", backend: str = "cpu",
@@ -471,7 +430,8 @@ def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float 
     engine : str, default "superposition"
         Final dose engine: 'superposition' or 'pencil' (ValueError otherwise).
     backend : str, default "cpu"
-        Kernel backend: 'cpu' or 'auto'; 'cuda' raises RuntimeError (not written yet).
+        Kernel backend of the influence build, the optimisation and the final dose: 'cpu',
+        'cuda' (RuntimeError without an NVIDIA GPU) or 'auto' (the GPU when one is present).
     max_iterations : int, default 500
         L-BFGS-B iteration limit of the plan's optimisation, 1..100000.
     progress : callable, optional
@@ -504,11 +464,10 @@ def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float 
     points = scene.grid.index_to_mm(np.argwhere(scene.structure("ptv").full() > 0.5))
     beams = make_beams(points, gantry_deg=arrangement_angles(arrangement, n_beams=n_beams), beamlet_mm=beamlet_mm)
     say("influence matrix")
-    influence = build_influence(scene, beams, target="ptv", roi=_optimisation_region(scene, organs=limited),
-                                backend=backend, report=say)
+    influence = _shared_influence(scene, beams, _optimisation_region(scene, organs=limited), backend=backend, report=say)
     say("optimising")
     term_rows = _term_rows(influence, scene, _point_limits(constraints))
-    result = optimise(influence.matrix, _make_terms(term_rows, regimen), max_iterations=max_iterations)
+    result = optimise(influence.matrix, _make_terms(term_rows, regimen), max_iterations=max_iterations, backend=backend)
     weights = result.weights
     say("escalating to the maximum achievable prescription")
     rows_of = {name: _rows(influence, scene, name) for name in (ACHIEVABLE_STRUCTURE,) + limited}
@@ -521,7 +480,22 @@ def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float 
             return final_dose(scene, beams, w, backend=backend)
         return influence.dose_volume(w)
 
-    dose = engine_dose(weights)
+    notes.append(f"pencil-beam matrix: cut-off {influence.cutoff:g} of the kernel peak keeps "
+                 f"{100 * influence.kept_energy:.1f}% of each beamlet's energy in water")
+    agreement = {}
+    if engine == "superposition":  # the dose-correction loop: the optimised dose is the delivered dose
+        hard = [name for name in hard_structures(constraints) if scene.has(name)]
+        corrected = correct(influence, _make_terms(term_rows, regimen), weights, final_of=engine_dose,
+                            agreement_of=lambda a, b: engine_agreement(a, b, scene, target="ptv", organs=hard),
+                            tolerance=correction_settings()["tolerance"], max_passes=correction_settings()["max_passes"],
+                            max_iterations=max_iterations, progress=say)
+        weights, dose, agreement = corrected.weights, corrected.final_dose_gy, corrected.agreement
+        notes.append(f"engines: optimiser vs final dose within {100 * corrected.worst:.1f}% after {corrected.passes} "
+                     "correction passes (PTV D95%, " + ", ".join(f"{n} Dmax" for n in hard) + ")")
+    else:
+        dose = engine_dose(weights)
+    if best_weights is result.weights:
+        best_weights = weights
     best_dose = dose if best_weights is weights else engine_dose(best_weights)
     present = set(limited) | {ACHIEVABLE_STRUCTURE}
     found = achievable_limits(full_measure(best_dose, scene), constraints, present, fractions=regimen.fractions)
@@ -536,6 +510,8 @@ def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float 
     cover = full_measure(dose, scene)("ptv", COVERAGE_METRIC)
     scale = min(regimen.dose_gy, ptv_limit) / cover
     dose, weights = dose * scale, weights * scale
+    agreement = {key: {**item, "optimiser_gy": item["optimiser_gy"] * scale, "final_gy": item["final_gy"] * scale}
+                 for key, item in agreement.items()}
     coverage = min(1.0, ptv_limit / regimen.dose_gy)
     if coverage < 1.0:
         limit = normalised["binding"]
@@ -565,7 +541,10 @@ def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float 
     return PlanResult(case.id, regimen, protocol, gap_mm, weights, dose, metrics, results, radio, achievable, coverage,
                       tuple(notes + [f"optimiser: {result.iterations} iterations, {result.message}"]), scene, beams,
                       achievable_dose_gy=achievable_dose, achievable_probes=probes, achievable_binding=binding,
-                      achievable_hot_spot=found["hot_spot"], achievable_limits=tuple(found["limits"]))
+                      achievable_hot_spot=found["hot_spot"], achievable_limits=tuple(found["limits"]),
+                      engine_agreement=agreement,
+                      settings={"grid_mm": [float(v) for v in scene.grid.spacing_mm], "engine": engine,
+                                "arrangement": arrangement, "n_beams": len(beams.beams), "beamlet_mm": float(beamlet_mm)})
 
 
 def describe_binding(binding: dict) -> str:

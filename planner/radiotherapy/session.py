@@ -60,10 +60,14 @@ class Session:
         Voxel spacing (z, y, x) in mm of the scene.
     arrangement : str, default "sbrt_fan"
         Beam arrangement (:data:`~planner.radiotherapy.beams.ARRANGEMENTS`), 5 mm beamlets.
+    backend : str, default "cpu"
+        Kernel backend of the matrix build and every (re-)optimisation: 'cpu', 'cuda' or
+        'auto' (:func:`planner.radiotherapy.optimise.optimise`).
     """
 
     def __init__(self, case, *, regimen: Regimen, protocol: str = "hytec", grid_mm=(2.5, 2.5, 2.5),
-                 arrangement: str = "sbrt_fan"):
+                 arrangement: str = "sbrt_fan", backend: str = "cpu"):
+        self.backend = backend
         self.case = load_case(case) if isinstance(case, str) else case
         self.protocol = protocol
         self.regimen = regimen
@@ -79,9 +83,9 @@ class Session:
         self.beams = make_beams(points, gantry_deg=arrangement_angles(arrangement), beamlet_mm=5.0)
         organs = tuple(sorted({c.structure for c in self.constraints if scene.has(c.structure)}))
         self.influence = build_influence(scene, self.beams, target="ptv", roi=_optimisation_region(scene, organs=organs),
-                                         report=lambda s: None)
+                                         report=lambda s: None, backend=backend)
         self.gap_mm = 0.0
-        result = optimise(self.influence.matrix, self._terms())
+        result = optimise(self.influence.matrix, self._terms(), backend=backend)
         self.weights = result.weights
         self._last_rx = regimen.dose_gy
 
@@ -135,7 +139,7 @@ class Session:
 
     def _reoptimise(self, scale: float = 1.0):
         matrix, term_rows, _ = self._slider()
-        return reoptimise(matrix, _make_terms(term_rows, self.regimen), self.weights, scale=scale)
+        return reoptimise(matrix, _make_terms(term_rows, self.regimen), self.weights, scale=scale, backend=self.backend)
 
     def maximum_prescription(self) -> tuple:
         """The maximum achievable prescription at the current gap, by the plan's escalation search.

@@ -80,10 +80,14 @@ def test_empty_rows_and_bad_shapes(rng):
 
 
 def test_backend_selection_is_explicit():
-    from kernels._dispatch import resolve_backend
+    from kernels._dispatch import cuda_available, resolve_backend
 
-    assert resolve_backend("auto") == "cpu" and resolve_backend("cpu") == "cpu"
-    with pytest.raises(RuntimeError, match="CUDA twins"):
-        resolve_backend("cuda")
+    assert resolve_backend("cpu") == "cpu"
+    if cuda_available():  # a GPU host: 'auto' takes the GPU
+        assert resolve_backend("auto") == resolve_backend("cuda") == "cuda"
+    else:
+        assert resolve_backend("auto") == "cpu"
+        with pytest.raises(RuntimeError, match="CUDA twins"):
+            resolve_backend("cuda")
     with pytest.raises(ValueError, match="backend must be one of"):
         resolve_backend("tpu")

@@ -3,13 +3,15 @@ import pytest
 import scipy.sparse as sparse
 from scipy.optimize import check_grad
 
-from planner.radiotherapy.objectives import DoseVolumeMax, DoseVolumeMin, MeanDose, Overdose, Underdose, total
+from planner.radiotherapy.objectives import (DoseVolumeMax, DoseVolumeMin, MeanDose, Overdose, SquaredDeviation, Underdose,
+                                             total)
 from planner.radiotherapy.optimise import optimise
 
 TERMS = [
     lambda rows, w: Underdose(rows=rows, weights=w, dose_gy=5.0, priority=2.0),
     lambda rows, w: Overdose(rows=rows, weights=w, dose_gy=3.0, priority=1.5),
     lambda rows, w: MeanDose(rows=rows, weights=w, dose_gy=2.0, priority=3.0),
+    lambda rows, w: SquaredDeviation(rows=rows, weights=w, dose_gy=4.5, priority=2.5),
     lambda rows, w: DoseVolumeMax(rows=rows, weights=w, dose_gy=4.0, priority=1.0, volume_fraction=0.3),
     lambda rows, w: DoseVolumeMin(rows=rows, weights=w, dose_gy=3.5, priority=1.0, volume_fraction=0.7),
 ]

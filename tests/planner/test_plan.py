@@ -212,3 +212,18 @@ def test_binding_limit_reaches_the_scorecard_and_the_report(plan):
     table = _gap_table(((0.0, 3.0), (15.9, 29.25), 24.0, (binding, bound)))
     assert "escalation bound 29.2 Gy" in table and "&amp;" in table and binding["structure"] in table
     assert _gap_table(((0.0,), (15.9,), 24.0)) == ""  # a study without bindings: no table
+
+
+@pytest.mark.slow
+def test_the_optimised_dose_is_the_delivered_dose():
+    """With the superposition engine the correction loop re-optimises against the engines'
+    difference until they agree within 2% on the PTV D95% and the hard-limited maxima, and
+    the plan reports both."""
+    planned = plan_case("l2_rcc_escc1a", regimen=Regimen(24.0, 2), grid_mm=(5.0, 5.0, 5.0), engine="superposition",
+                        max_iterations=200)
+    assert planned.engine_agreement, "no engine agreement reported"
+    for name, item in planned.engine_agreement.items():
+        assert abs(item["difference"]) <= 0.02, (name, item)
+        assert item["final_gy"] > 0
+    assert "engine_agreement" in json.loads(planned.to_json())
+    assert any(note.startswith("engines: optimiser vs final dose within") for note in planned.notes)

@@ -6,7 +6,7 @@ import pytest
 from scenes.anatomy import build_anatomy, collapse_limits
 from scenes.escc import measure_escc_grade
 from scenes.lesions import ESCC_GRADES, Lesion, lesion_geometry, posterolateral_of, reach_for_grade
-from scenes.phantom import build_phantom, default_grid, render_phantom
+from scenes.phantom import anatomy_with_collapse, build_phantom, default_grid, render_phantom
 from scenes.scene import scene_from_arrays
 
 
@@ -52,10 +52,9 @@ def test_posterolateral_from_sites():
 
 def test_collapse_lowers_the_body():
     anatomy = build_anatomy("L1")
-    height = anatomy.index.dims.body_height_mm
-    top = anatomy.index.z_range_mm[1]
-    collapsed = lesion_geometry(anatomy, Lesion(collapse_pct=40))
-    assert collapsed.body.bounds_mm[1][0] == pytest.approx(top - 0.4 * height)
+    with pytest.raises(ValueError, match="anatomy_with_collapse"):
+        lesion_geometry(anatomy, Lesion(collapse_pct=40))  # collapse is the anatomy's, never applied twice
+    lesion_geometry(anatomy_with_collapse(anatomy, Lesion(collapse_pct=40)), Lesion(collapse_pct=40))
     grid = default_grid(anatomy, (1.25, 2.5, 2.5))
     a = render_phantom(anatomy, grid, Lesion(collapse_pct=0), supersample=2).structure("vertebral_body_L1")
     b = render_phantom(anatomy, grid, Lesion(collapse_pct=40), supersample=2).structure("vertebral_body_L1")
