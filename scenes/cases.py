@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from ._data import load_data, value_of
+from ._memory import check_scene_memory
 from .anatomy import build_anatomy, collapse_limits
 from .escc import GradeNotReachable, fit_reach
 from .lesions import ESCC_GRADES, KINDS, SIDES, SITES, Lesion, grown, posterolateral_of
@@ -450,6 +451,7 @@ def build_scene(case: Case | str, *, spacing_mm=(2.5, 1.25, 1.25), supersample: 
                         f"{case.lesion.requested_grade!r} cannot be built: {error}") from None
     lesion = replace(case.lesion, epidural_reach_mm=reach)
     grid = default_grid(anatomy, spacing_mm)
+    check_scene_memory(grid.shape, grid.spacing_mm)  # a clear refusal, not numpy's MemoryError minutes in
     clinical = dict(case.patient, case_id=case.id, title=case.title, requested_escc_grade=case.lesion.requested_grade)
     scene = render_phantom(anatomy, grid, lesion, supersample=supersample, clinical=clinical,
                            history=(f"built from case {case.id}",))

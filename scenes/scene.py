@@ -76,6 +76,8 @@ class Scene:
         object.__setattr__(self, "electron_density", _readonly(self.electron_density, np.float32))
         if np.any(~np.isfinite(self.density_g_cc)) or np.any(self.density_g_cc < 0):
             raise ValueError("Scene.density_g_cc must be finite and >= 0")
+        if np.any(~np.isfinite(self.electron_density)) or np.any(self.electron_density < 0):
+            raise ValueError("Scene.electron_density must be finite and >= 0")
         for key, mask in self.structures.items():
             if not isinstance(mask, Mask) or mask.grid != self.grid:
                 raise ValueError(f"Scene.structures[{key!r}] must be a Mask on the scene's grid")

@@ -39,6 +39,7 @@ ALLOWED = {
     ("planner/radiotherapy/beams.py", 10.0): "beam template step / beamlet size choice (numerical)",
     ("planner/radiotherapy/beams.py", 5.0): "beamlet size and aperture margin defaults (numerical)",
     ("planner/radiotherapy/beams.py", 2.5): "beamlet size choice (numerical)",
+    ("planner/radiotherapy/beams.py", 400.0): "open_field input bound: the largest square field (mm) a 40 x 40 cm collimator gives",
     ("planner/radiotherapy/session.py", 2.5): "planning grid spacing (a numerical setting)",
     ("planner/radiotherapy/session.py", 5.0): "beamlet size (a numerical setting)",
     ("scenes/cases.py", 0.05): "case-file input range of lesion.body_fraction",

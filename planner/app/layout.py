@@ -183,10 +183,11 @@ def build_page(server, app) -> None:
             with html.Div(v_if="step == 'plan'"):
                 _controls(v3, html, app)
         with layout.content:
+            # The safety line first, on every page: teaching and research only.
+            html.Div("{{ disclaimer }}", style="font-size: 11px; color: #a00; padding: 4px 12px", id="disclaimer")
             html.Div("{{ busy_text }}", v_if="busy", id="busy-text",
                      style="background: #fff3e0; padding: 2px 12px; font-size: 13px")
             _pick(v3, html, app)
             _decide(v3, html, app)
             _workspace(v3, html, app)
-            html.Div("{{ disclaimer }}", style="font-size: 11px; color: #a00; padding: 4px 12px", id="disclaimer")
             v3.VSnackbar("{{ error }}", v_model=("show_error",), timeout=6000, color="red-darken-2", id="error")

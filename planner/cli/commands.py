@@ -219,8 +219,10 @@ def _check_gap(args) -> None:
 
 
 def _parse_weights(text: str | None) -> dict | None:
-    if not text:
+    if text is None:
         return None
+    if not text.strip():
+        raise ValueError(f"--weights is empty; give key=number items like walking=3 (keys: {', '.join(WEIGHT_KEYS)})")
     weights = {}
     for item in text.split(","):
         key, sep, value = item.partition("=")
@@ -241,8 +243,10 @@ def _parse_weights(text: str | None) -> dict | None:
 
 
 def _parse_strategies(text: str | None) -> list[str] | None:
-    if not text:
+    if text is None:
         return None
+    if not text.strip():
+        raise ValueError("--strategies is empty; give comma-separated keys from the standard menu, or leave it out")
     from planner.clinical.data import read_table  # TOML only
 
     menu = [entry["key"] for entry in read_table("strategies")["menu"]]
@@ -526,12 +530,18 @@ def main(argv: list[str] | None = None, *, report_unexpected: bool | None = None
         return 2
     except MemoryError as error:  # planner.radiotherapy.influence.InfluenceTooLarge too
         knobs = MEMORY_KNOBS.get(args.command, "use a coarser grid")
-        print(f"spinesim {args.command}: error: out of memory ({str(error) or 'an allocation failed'}); "
-              f"{knobs}", file=sys.stderr)
+        what = str(error).split(": ")[0] or "an allocation failed"  # not the library's own advice: its knobs
+        print(f"spinesim {args.command}: error: out of memory ({what}); {knobs}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"spinesim {args.command}: interrupted; no output was written", file=sys.stderr)
+        print(f"spinesim {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `spinesim ... | head`: the reader left; say nothing more
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 1
     except Exception as error:  # noqa: BLE001 -- a user sees one line, the trace goes to a file
         if not report_unexpected:
             raise

@@ -29,7 +29,7 @@ from .scores import noms, sins
 from .menu import menu_findings, strategy_key, strategy_menu_for
 from .strategies import Strategy, StrategyResult, case_after_delay, evaluate_strategy
 
-__all__ = ["Scorecard", "compare_strategies", "expected_survival", "DEFAULT_WEIGHTS", "COLUMNS", "noms_strategy_key", "MEASURING_GRID_MM"]
+__all__ = ["Scorecard", "compare_strategies", "strategy_scores", "expected_survival", "DEFAULT_WEIGHTS", "COLUMNS", "noms_strategy_key", "MEASURING_GRID_MM"]
 
 #: Ranking weights (scorecard.toml: teaching defaults, not clinical values): benefits count up,
 #: harms down; percentages enter as fractions, days as months.
@@ -109,6 +109,28 @@ def _contributions(results, weights) -> dict:
 
 def _scores(results, weights) -> list[float]:
     return [float(sum(column)) for column in zip(*_contributions(results, weights).values())]
+
+
+def strategy_scores(results, weights: dict | None = None) -> list[float]:
+    """The scorecard's weighted score of each strategy result, under ``weights``.
+
+    Parameters
+    ----------
+    results : sequence of StrategyResult
+        Evaluated strategies (e.g. ``card.results``).
+    weights : dict, optional
+        Weights overriding :data:`DEFAULT_WEIGHTS` (keys from it, values 0..100).
+
+    Returns
+    -------
+    list of float
+        One score per result, in order (higher is better).
+    """
+    merged = dict(DEFAULT_WEIGHTS, **(weights or {}))
+    unknown = sorted(set(merged) - set(DEFAULT_WEIGHTS))
+    if unknown:
+        raise ValueError(f"weights: unknown keys {unknown}; known: {sorted(DEFAULT_WEIGHTS)}")
+    return _scores(list(results), merged)
 
 
 def _pareto(results) -> set:
@@ -378,7 +400,7 @@ def _comment(results, scores, ranking, noms_key, weights) -> str:
 
 def compare_strategies(case: Case | str, *, strategies: list[Strategy] | None = None, weights: dict | None = None,
                        weeks_delay: float = 0.0, grid_mm=GAP_RESOLVING_GRID_MM, engine: str = "pencil",
-                       progress=None) -> Scorecard:
+                       progress=None, techniques: dict | None = None) -> Scorecard:
     """Evaluate and rank a menu of strategies on a case.
 
     The scene is measured once on :data:`MEASURING_GRID_MM` (ESCC grade, SINS, NOMS, revised
@@ -403,6 +425,9 @@ def compare_strategies(case: Case | str, *, strategies: list[Strategy] | None = 
     engine : str, default "pencil"
         Dose engine, 'pencil' or 'superposition' ('pencil' by default: a scorecard plans
         many strategies).
+    techniques : dict, optional
+        ``{technique: (arrangement, protocol)}`` overriding the menu's (see
+        :func:`~planner.clinical.strategies.evaluate_strategy`).
     progress : callable, optional
         ``progress(message, done, total)`` after each step.
 
@@ -450,7 +475,7 @@ def compare_strategies(case: Case | str, *, strategies: list[Strategy] | None = 
     for i, strategy in enumerate(menu):
         say(f"strategy {i + 1}/{len(menu)}: {strategy.label}", i, len(menu))
         results.append(evaluate_strategy(case, strategy, scene=planning, escc_grade=escc.grade, survival=survival,
-                                         findings=findings, engine=engine))
+                                         findings=findings, engine=engine, techniques=techniques))
     say("ranking", len(menu), len(menu))
     totals = _scores(results, weights)
     scores = {r.strategy.key: s for r, s in zip(results, totals)}

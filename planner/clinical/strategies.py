@@ -360,7 +360,7 @@ def _outside(estimate: Estimate, why: list[str], *, rule: str = "stereotactic") 
 
 def evaluate_strategy(case: Case | str, strategy: Strategy, *, scene: Scene, escc_grade: str,
                       survival: dict | None = None, findings: MenuFindings | None = None, engine: str = "pencil",
-                      progress=None) -> StrategyResult:
+                      progress=None, techniques: dict | None = None) -> StrategyResult:
     """Operate, plan and score one strategy on ``scene`` (the case's pre-treatment scene).
 
     ``escc_grade`` is the grade measured on the pre-treatment scene; ``survival`` the
@@ -392,6 +392,9 @@ def evaluate_strategy(case: Case | str, strategy: Strategy, *, scene: Scene, esc
         Dose engine of the plan, 'pencil' or 'superposition'.
     progress : callable, optional
         ``progress(message)`` for the planning steps.
+    techniques : dict, optional
+        ``{technique: (arrangement, protocol)}`` replacing :data:`TECHNIQUES` entries (a
+        sweep's beam arrangement or protocol); either part may be None to keep the default.
 
     Returns
     -------
@@ -421,6 +424,9 @@ def evaluate_strategy(case: Case | str, strategy: Strategy, *, scene: Scene, esc
     outside_sbrt = _outside_stereotactic(patient, survival, sins_total, stabilised=instrumented or augmented)
     if strategy.regimen is not None:
         arrangement, protocol = TECHNIQUES[strategy.technique]
+        override = (techniques or {}).get(strategy.technique)
+        if override is not None:
+            arrangement, protocol = override[0] or arrangement, override[1] or protocol
         cauda = _below_conus(case)
         below_conus = read_table("strategies")["techniques"][strategy.technique].get("protocol_below_conus")
         if cauda and below_conus:

@@ -158,12 +158,14 @@ class PlanResult:
         return json.dumps(clean(data), indent=2)
 
 
-def _optimisation_region(scene: Scene, *, near_mm: float = 10.0, margin_mm: float = 30.0, organs=()) -> np.ndarray:
+def _optimisation_region(scene: Scene, *, near_mm: float = 10.0, margin_mm: float = 30.0, far_step_mm: float = 5.0,
+                         organs=()) -> np.ndarray:
     """Voxel rows the optimiser sees: every voxel of the targets and organs (``organs``: the
-    limited structures) and every voxel within ``near_mm`` of the PTV, and one voxel in eight
-    (every other along z, y, x) further out, where only the dose fall-off is steered, all
-    within ``margin_mm`` of the PTV's box. Sampling the far region is the usual way to keep
-    the matrix small; it changes nothing the constraints measure."""
+    limited structures) and every voxel within ``near_mm`` of the PTV, and further out one
+    voxel every ``far_step_mm`` along z, y and x (at least every voxel), where only the dose
+    fall-off is steered, all within ``margin_mm`` of the PTV's box. Sampling the far region is
+    the usual way to keep the matrix small; it changes nothing the constraints measure, and in
+    millimetres it samples a fine grid as sparsely as a coarse one."""
     from .influence import dose_region
 
     region = np.zeros(scene.grid.size, bool)
@@ -174,7 +176,8 @@ def _optimisation_region(scene: Scene, *, near_mm: float = 10.0, margin_mm: floa
         if name in scene.structures:
             near |= scene.structure(name).full() > 0
     sampled = np.zeros(scene.grid.shape, bool)
-    sampled[::2, ::2, ::2] = True
+    stride = [max(1, int(round(far_step_mm / spacing))) for spacing in scene.grid.spacing_mm]
+    sampled[::stride[0], ::stride[1], ::stride[2]] = True
     return np.flatnonzero(region & (near | sampled)).astype(np.int64)
 
 

@@ -31,7 +31,6 @@ import threading
 import time
 import tomllib
 from collections import OrderedDict
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -123,27 +122,6 @@ def scenario_strategy(case, params: dict):
     return strategy
 
 
-@contextmanager
-def _technique(technique: str | None, arrangement: str | None, protocol: str | None):
-    """Plan this technique with another beam arrangement or protocol for the duration.
-
-    evaluate_strategy reads the arrangement and protocol of a technique from
-    planner.clinical.strategies.TECHNIQUES at call time and takes no keyword for them; the
-    entry is swapped under a lock and restored, so one scenario never sees another's."""
-    from planner.clinical import strategies
-
-    with _LOCK:
-        if technique is None or (arrangement is None and protocol is None):
-            yield
-            return
-        old = strategies.TECHNIQUES[technique]
-        strategies.TECHNIQUES[technique] = (arrangement or old[0], protocol or old[1])
-        try:
-            yield
-        finally:
-            strategies.TECHNIQUES[technique] = old
-
-
 def _name(text: str) -> str:
     """'D0.35cc' -> 'd0_35cc', 'D90%' -> 'd90pct': metric names as column names."""
     return text.replace("%", "pct").replace(".", "_").replace(" ", "_").lower()
@@ -175,9 +153,11 @@ def _evaluate_plan(params: dict):
     start = time.perf_counter()
     case = scenario_case(params)
     strategy = scenario_strategy(case, params)
-    with _technique(strategy.technique, params.get("beams"), params.get("protocol")):
-        card = compare_strategies(case, strategies=[strategy], weeks_delay=float(params["weeks_delay"]),
-                                  grid_mm=tuple(params["grid_mm"]), engine="pencil")
+    override = None
+    if strategy.technique is not None and (params.get("beams") or params.get("protocol")):
+        override = {strategy.technique: (params.get("beams"), params.get("protocol"))}
+    card = compare_strategies(case, strategies=[strategy], weeks_delay=float(params["weeks_delay"]),
+                              grid_mm=tuple(params["grid_mm"]), engine="pencil", techniques=override)
     seconds = time.perf_counter() - start
     with _LOCK:
         _PLANS[key] = (card, strategy)
@@ -188,10 +168,9 @@ def _evaluate_plan(params: dict):
 
 def _score(card, weights: dict | None) -> float:
     # The scorecard's own weighted score of its one strategy, under the scenario's weights.
-    from planner.clinical.scorecard import DEFAULT_WEIGHTS, _scores
+    from planner.clinical.scorecard import strategy_scores
 
-    merged = dict(DEFAULT_WEIGHTS, **(weights or {}))
-    return float(_scores(list(card.results), merged)[0])
+    return float(strategy_scores(card.results, weights)[0])
 
 
 def _metrics(card, strategy, params: dict) -> dict:

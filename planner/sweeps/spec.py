@@ -429,7 +429,7 @@ def parse_spec(data: dict, *, where: str = "<spec>", folder: str | Path = ".") -
         samples = _samples(c, data["sample"], seed, context)
         for key in samples[0]:
             if key in fixed or key in grid:
-                c.fail(f"sample.ranges.{key}", data["sample"]["ranges"][key], f"a parameter not also in [fixed] or [grid]")
+                c.fail(f"sample.ranges.{key}", data["sample"]["ranges"][key], "a parameter not also in [fixed] or [grid]")
     count = len(cases) * math.prod(len(v) for v in axes.values()) * len(samples)
     if count > SCENARIOS_MAX:
         c.fail("grid", f"{count} scenarios", f"at most {SCENARIOS_MAX} scenarios")

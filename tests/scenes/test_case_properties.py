@@ -158,3 +158,12 @@ def test_binary_garbage_is_not_utf8(tmp_path):
     path.write_bytes(bytes(range(256)) * 4)
     with pytest.raises(CaseError, match="not a UTF-8 text file|not valid TOML"):
         load_case(path)
+
+
+def test_a_grid_too_large_for_the_memory_is_refused_before_rendering(monkeypatch):
+    import scenes._memory as memory
+    from scenes.cases import build_scene
+
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 2**20)
+    with pytest.raises(memory.GridTooLarge, match="use a coarser spacing_mm"):
+        build_scene("t10_rcc_escc2", spacing_mm=(4.9, 4.9, 4.9), supersample=1)

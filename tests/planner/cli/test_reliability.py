@@ -270,6 +270,13 @@ def test_empty_output_names_are_refused(stubbed, capsys):
     assert "--json is empty" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag", ["--strategies", "--weights"])
+def test_an_empty_list_is_refused_not_read_as_the_default(flag, stubbed, capsys):
+    # Found by benchmarks/bad_inputs.py: `--strategies ""` ran the whole menu for 38 s.
+    assert main(["compare", "t10_rcc_escc2", flag, ""]) == 2
+    assert f"{flag} is empty" in capsys.readouterr().err and stubbed == []
+
+
 def test_view_needs_no_spacing_flag(stubbed, tmp_path):
     args = SimpleNamespace(command="view", case="t10_rcc_escc2", dose=None, fractions=None, gap_mm=None,
                            out=str(tmp_path), png=True, memory_budget=None)
@@ -318,3 +325,14 @@ def test_path_errors_come_before_the_heavy_imports(tmp_path):
     assert done.returncode == 0, done.stderr
     for argv, status, loaded in json.loads(done.stdout.splitlines()[-1]):
         assert status == 2 and loaded == [], (argv, status, loaded)
+
+
+def test_a_closed_pipe_ends_quietly(monkeypatch, capsys):
+    # Found in a saved trace: `spinesim sweep ... | head` ended in a BrokenPipeError.
+    def closed(args, out):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setitem(commands._HANDLERS, "cases", closed)
+    monkeypatch.setattr(commands.os, "dup2", lambda *fds: None)  # keep pytest's own stdout (under -s)
+    assert main(["cases"]) == 1
+    assert capsys.readouterr().err == ""
