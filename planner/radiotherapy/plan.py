@@ -493,8 +493,9 @@ def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float 
                             tolerance=correction_settings()["tolerance"], max_passes=correction_settings()["max_passes"],
                             max_iterations=max_iterations, progress=say)
         weights, dose, agreement = corrected.weights, corrected.final_dose_gy, corrected.agreement
-        notes.append(f"engines: optimiser vs final dose within {100 * corrected.worst:.1f}% after {corrected.passes} "
-                     "correction passes (PTV D95%, " + ", ".join(f"{n} Dmax" for n in hard) + ")")
+        passes = f"{corrected.passes} correction pass{'es' if corrected.passes != 1 else ''}"
+        notes.append(f"engines: optimiser vs final dose within {100 * corrected.worst:.1f}% after {passes} "
+                     "(PTV D95%, " + ", ".join(f"{n} Dmax" for n in hard) + ")")
     else:
         dose = engine_dose(weights)
     if best_weights is result.weights:

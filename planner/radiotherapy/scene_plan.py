@@ -370,7 +370,8 @@ def plan_scene(scene: Scene, *, target: str, prescription: Regimen, organs_at_ri
         weights, final, seen = corrected.weights, corrected.final_dose_gy, corrected.optimiser_dose_gy
         agreement, done = corrected.agreement, corrected.passes
         if corrected.worst > tolerance:
-            notes.append(f"the engines still differ by {100 * corrected.worst:.1f}% after {done} correction passes")
+            notes.append(f"the engines still differ by {100 * corrected.worst:.1f}% after {done} correction "
+                         f"pass{'es' if done != 1 else ''}")
 
     voxel = scene.grid.voxel_volume_cc
     cover = metric(structure_dose(final, target_occupancy, voxel), "D95%")
