@@ -130,8 +130,8 @@ def _percent(value) -> str:
 def _scorecard_table(card) -> str:
     rows = card.rows()
     columns = [("local_control", "LC 1 y"), ("walking", "walking"), ("pain", "pain CR 3 mo"), ("myelopathy", "myelopathy"),
-               ("fracture", "VCF"), ("complications", "complications"), ("time", "days to end of RT"),
-               ("hospital", "hospital days")]
+               ("fracture", "VCF"), ("complications", "complications"), ("retreatment", "retreatment"),
+               ("time", "days to end of RT"), ("hospital", "hospital days")]
     best = card.best_per_column()
     head = "".join(f"<th>{_esc(h)}</th>" for h in ["#", "strategy", *[h for _, h in columns], "GTV D95 (Gy)",
                                                   "PTV coverage", "cord Pmax (Gy)", "cord/OAR limits", "score", "flags"])
