@@ -109,6 +109,9 @@ class _Checker:
         self.where = where
 
     def fail(self, path: str, value: Any, allowed: str):
+        # A key may hold any character (TOML quoted keys): escape the unprintable ones so that
+        # the message stays one line.
+        path = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(path))
         raise CaseError(f"{self.where}: field '{path}' = {value!r} is not valid; allowed: {allowed}")
 
     def table(self, data: dict, path: str, required: set, optional: set) -> dict:

@@ -165,6 +165,8 @@ class _Check:
         self.where = where
 
     def fail(self, field: str, value, allowed: str):
+        # Keys may hold any character: escape the unprintable ones, the message stays one line.
+        field = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(field))
         raise SpecError(f"{self.where}: field '{field}' = {value!r} is not valid; allowed: {allowed}")
 
     def table(self, data, field: str, known: tuple, required: tuple = ()) -> dict:

@@ -167,3 +167,14 @@ def test_a_grid_too_large_for_the_memory_is_refused_before_rendering(monkeypatch
     monkeypatch.setattr(memory, "available_memory_bytes", lambda: 2**20)
     with pytest.raises(memory.GridTooLarge, match="use a coarser spacing_mm"):
         build_scene("t10_rcc_escc2", spacing_mm=(4.9, 4.9, 4.9), supersample=1)
+
+
+@pytest.mark.parametrize("key", ["\n", "a\tb", "\x00"])
+def test_an_unprintable_key_is_named_on_one_line(key):
+    # Found by hypothesis in CI: a top-level key "\n" put a line break into the message.
+    data = tomllib.loads(case_path("c5_myeloma_escc2").read_text(encoding="utf-8"))
+    data[key] = None
+    with pytest.raises(CaseError) as caught:
+        parse_case(data, where="mutated.toml")
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("mutated.toml: field '")
