@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from ._data import load_data, value_of
-from ._memory import check_scene_memory
+from .memory import check_scene_memory
 from .anatomy import build_anatomy, collapse_limits
 from .escc import GradeNotReachable, fit_reach
 from .lesions import ESCC_GRADES, KINDS, SIDES, SITES, Lesion, grown, posterolateral_of

@@ -6,12 +6,13 @@ budget raises :class:`MemoryBudgetExceeded`, a ``ValueError`` whose message name
 estimate, the budget and the settings that shrink the job. The default budget is a share of
 the memory the machine has available now (``MemAvailable`` of ``/proc/meminfo``).
 
-Standard library only, so that the command line can check before its heavy imports.
+Standard library only (with scenes.memory, also standard library only), so that the command
+line can check before its heavy imports.
 """
 
 from __future__ import annotations
 
-import os
+from scenes.memory import available_memory_bytes  # the one reader of MemAvailable (standard library only)
 
 __all__ = ["MemoryBudgetExceeded", "available_memory_bytes", "default_budget_bytes", "parse_memory_size",
            "format_bytes", "check_budget", "DEFAULT_SHARE"]
@@ -25,35 +26,6 @@ _UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb"
 
 class MemoryBudgetExceeded(ValueError):
     """A job whose estimated memory is above the budget; the message says what to change."""
-
-
-def available_memory_bytes(meminfo: str = "/proc/meminfo") -> int | None:
-    """Memory available to a new job now (``MemAvailable``), or None where it cannot be read.
-
-    Parameters
-    ----------
-    meminfo : str
-        The file to read (Linux's ``/proc/meminfo`` format).
-
-    Returns
-    -------
-    int or None
-        Bytes, or None on a system without that file.
-    """
-    try:
-        with open(meminfo, encoding="ascii") as handle:
-            for line in handle:
-                key, _, rest = line.partition(":")
-                if key == "MemAvailable":
-                    return int(rest.split()[0]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    if hasattr(os, "sysconf"):
-        try:
-            return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-        except (OSError, ValueError):
-            return None
-    return None
 
 
 def default_budget_bytes(share: float = DEFAULT_SHARE) -> int | None:

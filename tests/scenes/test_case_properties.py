@@ -161,7 +161,7 @@ def test_binary_garbage_is_not_utf8(tmp_path):
 
 
 def test_a_grid_too_large_for_the_memory_is_refused_before_rendering(monkeypatch):
-    import scenes._memory as memory
+    import scenes.memory as memory
     from scenes.cases import build_scene
 
     monkeypatch.setattr(memory, "available_memory_bytes", lambda: 2**20)
