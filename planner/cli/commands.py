@@ -95,6 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--beams", choices=ARRANGEMENTS, default="sbrt_fan", help="sbrt_fan (9 beams), arc, pa or ap_pa")
     plan.add_argument("--beamlet-mm", type=float, choices=BEAMLET_MM, default=5.0,
                       help="beamlet size at the isocentre: 5 (default), 2.5 or 10")
+    plan.add_argument("--dose-to", choices=("medium", "water"), default="medium",
+                      help="dose to each voxel's medium (default) or dose to water (stopping-power ratios, 6 MV)")
     plan.add_argument("--json", default=None, help="also write the result as JSON to this file")
     plan.add_argument("--dicom", default=None, help="plan the CT + RT Structure Set in this DICOM folder (needs a GTV)")
     checks.add_memory_budget_argument(plan)
@@ -405,10 +407,12 @@ def _plan(args, out) -> int:
 
         result = plan_dicom(args.dicom, case=args.case, regimen=regimen, protocol=args.protocol, engine=args.engine,
                             spacing_mm=args.spacing_mm, arrangement=args.beams, beamlet_mm=args.beamlet_mm,
+                            dose_to=args.dose_to,
                             progress=progress)
     else:
         result = plan_case(args.case, regimen=regimen, protocol=args.protocol, gap_mm=args.gap_mm, engine=args.engine,
                            grid_mm=args.spacing_mm, arrangement=args.beams, beamlet_mm=args.beamlet_mm,
+                           dose_to=args.dose_to,
                            progress=progress)
     print(format_table(result.constraints), file=out)
     gtv = result.metrics.get("gtv", {})

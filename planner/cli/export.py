@@ -106,8 +106,9 @@ def run(args, out) -> int:
             data = {**data, **(data.get("settings") or {})}  # plan JSON keeps how it was made under "settings"
             grid = tuple(data.get("grid_mm") or args.spacing_mm)
             settings = {"engine": data.get("engine", args.engine), "arrangement": data.get("arrangement", args.beams),
-                        "beamlet_mm": float(data.get("beamlet_mm", args.beamlet_mm))}
-            recorded = [key for key in ("grid_mm", "engine", "arrangement", "beamlet_mm") if key in data]
+                        "beamlet_mm": float(data.get("beamlet_mm", args.beamlet_mm)),
+                        "dose_to": data.get("dose_to", "medium")}  # the quantity the plan was made in
+            recorded = [key for key in ("grid_mm", "engine", "arrangement", "beamlet_mm", "dose_to") if key in data]
             print(f"re-planning {case} from {args.source} ({regimen.dose_gy:g} Gy / {regimen.fractions} fx, "
                   f"{args.protocol}); from the file: {', '.join(recorded) or 'nothing beyond case and regimen'}; "
                   f"grid {grid} mm, {settings['engine']}, {settings['arrangement']}, {settings['beamlet_mm']:g} mm beamlets",

@@ -36,6 +36,7 @@ from .achievable import (ACHIEVABLE_METRIC, ACHIEVABLE_STRUCTURE, ROUNDING, achi
 from .beams import arrangement_angles, make_beams
 from .constraints import check_constraints, constraints_for
 from .correction import correct, correction_settings, engine_agreement
+from .dose_to_water import check_dose_to, describe_dose_quantity, to_dose_quantity, water_to_medium_ratio
 from .influence import build_influence, final_dose
 from .metrics import metric, structure_dose
 from .objectives import DoseVolumeMin, Overdose, Underdose
@@ -396,7 +397,8 @@ def _shared_influence(scene, beams, roi, *, backend: str, report):
 def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float | None = None, n_beams: int = 9,
               arrangement: str = "sbrt_fan",
               beamlet_mm: float = 5.0, grid_mm=(2.5, 2.5, 2.5), engine: str = "superposition", backend: str = "cpu",
-              max_iterations: int = 500, progress=None, scene: Scene | None = None) -> PlanResult:
+              max_iterations: int = 500, progress=None, scene: Scene | None = None,
+              dose_to: str = "medium") -> PlanResult:
     """Plan ``case`` (id, path or Case) with ``regimen``; optional separation surgery first.
 
     ``scene``: plan this scene of the case (e.g. one already operated on, or grown) instead
@@ -441,6 +443,11 @@ def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float 
         ``progress(message)`` receives a line at each step (silent by default).
     scene : Scene, optional
         The scene to plan instead of building one from the case.
+    dose_to : str, default "medium"
+        'medium' (the engines' dose to each voxel's own medium) or 'water' (times each
+        medium's water-to-medium stopping-power ratio, :mod:`.dose_to_water`), applied before
+        normalisation: the prescription, the limits and the metrics are read in it. A scene
+        with a medium that has no ratio (metal, cement) is refused before the influence matrix.
 
     Returns
     -------
@@ -452,6 +459,7 @@ def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float 
     say = progress or (lambda message: None)
     if engine not in ("superposition", "pencil"):
         raise ValueError(f"engine must be 'superposition' or 'pencil', got {engine!r}")
+    check_dose_to(dose_to)
     case = load_case(case) if isinstance(case, str) else case
     if scene is None:
         say("building the scene")
@@ -463,6 +471,8 @@ def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float 
     prior = case.patient.get("prior_radiotherapy")
     constraints = constraints_for(protocol, regimen.fractions, prior_course=prior)
     scene = add_targets(scene, prv_of=hard_structures(constraints))
+    if dose_to == "water":
+        water_to_medium_ratio(scene)  # a medium without a ratio is refused before any dose work
     limited = tuple(sorted({c.structure for c in constraints if scene.has(c.structure)}))
     points = scene.grid.index_to_mm(np.argwhere(scene.structure("ptv").full() > 0.5))
     beams = make_beams(points, gantry_deg=arrangement_angles(arrangement, n_beams=n_beams), beamlet_mm=beamlet_mm)
@@ -501,6 +511,8 @@ def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float 
     if best_weights is result.weights:
         best_weights = weights
     best_dose = dose if best_weights is weights else engine_dose(best_weights)
+    dose, best_dose = (to_dose_quantity(d, scene, dose_to=dose_to) for d in (dose, best_dose))
+    notes.append(describe_dose_quantity(dose_to, scene))
     present = set(limited) | {ACHIEVABLE_STRUCTURE}
     found = achievable_limits(full_measure(best_dose, scene), constraints, present, fractions=regimen.fractions)
     achievable, binding = found["figure_gy"], found["binding"] or {}
@@ -548,7 +560,8 @@ def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float 
                       achievable_hot_spot=found["hot_spot"], achievable_limits=tuple(found["limits"]),
                       engine_agreement=agreement,
                       settings={"grid_mm": [float(v) for v in scene.grid.spacing_mm], "engine": engine,
-                                "arrangement": arrangement, "n_beams": len(beams.beams), "beamlet_mm": float(beamlet_mm)})
+                                "arrangement": arrangement, "n_beams": len(beams.beams), "beamlet_mm": float(beamlet_mm),
+                                "dose_to": dose_to})
 
 
 def describe_binding(binding: dict) -> str:

@@ -30,6 +30,7 @@ from .beams import BeamSet, arrangement_angles, make_beams
 from .influence import Influence, build_influence, final_dose
 from .metrics import metric, structure_dose
 from .correction import correct, correction_settings, engine_agreement
+from .dose_to_water import check_dose_to, describe_dose_quantity, to_dose_quantity, water_to_medium_ratio
 from .objectives import DoseVolumeMax, DoseVolumeMin, MeanDose, Overdose, SquaredDeviation, Underdose
 from .optimise import optimise
 from .plan import Regimen
@@ -186,7 +187,8 @@ class ScenePlan:
     zero outside the matrix's rows); both normalised by ``scale``. ``agreement`` holds, per
     checked metric, both engines' values and their relative difference; ``metrics`` maps
     structure -> {metric: Gy} of the final dose; ``limits`` the organs' point maxima against
-    their limits; ``corrections`` how many correction passes ran.
+    their limits; ``corrections`` how many correction passes ran; ``dose_to`` whether the doses
+    are dose to medium or dose to water.
     """
     weights: np.ndarray = field(repr=False)
     dose_gy: np.ndarray = field(repr=False)
@@ -204,6 +206,9 @@ class ScenePlan:
     scene: Scene | None = field(default=None, repr=False)
     beams: BeamSet | None = field(default=None, repr=False)
     influence: Influence | None = field(default=None, repr=False)
+    #: Which quantity ``dose_gy`` and ``optimiser_dose_gy`` are: 'medium' or 'water'
+    #: (:mod:`planner.radiotherapy.dose_to_water`).
+    dose_to: str = "medium"
 
 
 def _check_structures(scene: Scene, target: str, organs: Mapping[str, float], objectives, body: str | None):
@@ -225,7 +230,7 @@ def plan_scene(scene: Scene, *, target: str, prescription: Regimen, organs_at_ri
                beams: BeamSet | None = None, gantry_deg=None, beamlet_mm: float = 5.0, body: str | None = "body_outline",
                engine: str = "superposition", correction_tolerance: float | None = None, max_corrections: int | None = None,
                kept_energy: float | None = None, max_iterations: int = 300, backend: str = "cpu",
-               progress=None) -> ScenePlan:
+               progress=None, dose_to: str = "medium") -> ScenePlan:
     """Plan ``scene``: beams, influence, optimisation, the correction loop, normalisation.
 
     Parameters
@@ -271,6 +276,12 @@ def plan_scene(scene: Scene, *, target: str, prescription: Regimen, organs_at_ri
         Kernel twins: 'cpu', 'cuda' or 'auto'.
     progress : callable, optional
         ``progress(message)`` receives a line at each step.
+    dose_to : str, default "medium"
+        'medium': dose to each voxel's own medium (the engines' quantity); 'water': dose to
+        water, each medium's dose times its water-to-medium stopping-power ratio
+        (:mod:`~planner.radiotherapy.dose_to_water`), before normalisation, so that the
+        prescription, the limits and the metrics are read in it. A scene with a medium that
+        has no ratio (metal, cement) is refused before any work.
 
     Returns
     -------
@@ -309,6 +320,8 @@ def plan_scene(scene: Scene, *, target: str, prescription: Regimen, organs_at_ri
     if not 0.9 <= kept < 1:
         raise ValueError(f"kept_energy must be in [0.9, 1), got {kept}")
     _check_structures(scene, target, organs, objectives, body)
+    if check_dose_to(dose_to) == "water":
+        water_to_medium_ratio(scene)  # a medium without a ratio is refused before any work
     target_occupancy = scene.structure(target).full()
     if beams is None:
         points = scene.grid.index_to_mm(np.argwhere(target_occupancy > 0.5))
@@ -373,6 +386,7 @@ def plan_scene(scene: Scene, *, target: str, prescription: Regimen, organs_at_ri
             notes.append(f"the engines still differ by {100 * corrected.worst:.1f}% after {done} correction "
                          f"pass{'es' if done != 1 else ''}")
 
+    final, seen = to_dose_quantity(final, scene, dose_to=dose_to), to_dose_quantity(seen, scene, dose_to=dose_to)
     voxel = scene.grid.voxel_volume_cc
     cover = metric(structure_dose(final, target_occupancy, voxel), "D95%")
     scale = prescription.dose_gy / cover if cover > 0 else 1.0
@@ -395,5 +409,6 @@ def plan_scene(scene: Scene, *, target: str, prescription: Regimen, organs_at_ri
                      "status": "pass" if organ_max[name] * scale <= limit * (1 + 1e-9) else "fail"}
               for name, limit in organs.items()}
     notes.append(f"pencil-beam matrix keeps {100 * influence.kept_energy:.2f}% of each beamlet's energy")
+    notes.append(describe_dose_quantity(dose_to, scene))
     return ScenePlan(weights, final, seen, prescription, target, engine, agreement, metrics, limits, coverage, done,
-                     influence.kept_energy, tuple(notes), scene, beams, influence)
+                     influence.kept_energy, tuple(notes), scene, beams, influence, dose_to)

@@ -2,7 +2,8 @@
 
 ``sbrt_cord.toml``: organ-at-risk limits by protocol (TG-101, HyTEC, RTOG 0631, QUANTEC, ...);
 ``radiobiology.toml``: alpha/beta ratios, myelopathy and re-irradiation models;
-``targets.toml``: target volumes, coverage goals and the achievable-prescription search.
+``targets.toml``: target volumes, coverage goals and the achievable-prescription search;
+``dose_to_water.toml``: water-to-medium stopping-power ratios (dose to water on request).
 """
 
 from __future__ import annotations
