@@ -34,6 +34,30 @@ def test_influence_matrix(benchmark, case):
                                 nnz=influence.matrix.nnz, matrix_mib=influence.memory_bytes / 2**20)
 
 
+def test_influence_matrix_peer_problem(benchmark):
+    """The peer benchmark's influence stage without the peer: its phantom and rows
+    (``benchmarks/peer_pyradplan.py``), nine beams of ``plan_scene``'s arrangement on the PTV
+    centroid, 5 mm beamlets, ``kept_energy=0.995``."""
+    from benchmarks.peer_pyradplan import _plan_rows, _scene
+    from planner.radiotherapy.beams import arrangement_angles
+    from planner.radiotherapy.scene_plan import _settings
+
+    def problem(spacing_mm):
+        scene = _scene(spacing_mm)
+        points = scene.grid.index_to_mm(np.argwhere(scene.structure("ptv").full() > 0.5))
+        beams = make_beams(points, gantry_deg=arrangement_angles(_settings()["arrangement"]), beamlet_mm=5.0,
+                           isocentre_mm=tuple(points.mean(axis=0)))
+        return scene, beams, _plan_rows(scene)
+
+    scene, beams, rows = problem(10.0)
+    build_influence(scene, beams, roi=rows, kept_energy=0.995)  # numba and the tables, as the peer script warms up
+    scene, beams, rows = problem(2.5)
+    influence = benchmark.pedantic(build_influence, args=(scene, beams), kwargs=dict(roi=rows, kept_energy=0.995),
+                                   rounds=7, iterations=1, warmup_rounds=1)
+    benchmark.extra_info.update(voxels=influence.matrix.shape[0], beamlets=influence.matrix.shape[1],
+                                nnz=influence.matrix.nnz)
+
+
 def test_superposition_final_dose(benchmark, case):
     name, scene, beams, _ = case
     final_dose(scene, beams, np.ones(beams.n_beamlets))  # warm

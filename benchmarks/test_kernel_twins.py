@@ -15,7 +15,8 @@ from kernels._dispatch import cuda_available, twin
 from kernels.beam_model import load_beam_model
 from kernels.engine import blurred_fluence
 from planner.radiotherapy.beams import make_beams, posterior_fan_angles
-from planner.radiotherapy.influence import _beam_geometry, build_influence, dose_region, fluence_per_unit_weight
+from planner.radiotherapy.influence import (_beam_geometry, _kernel_facts, _narrow_facts, build_influence,
+                                          dose_region, fluence_per_unit_weight, lateral_scaling)
 from scenes.cases import build_scene
 
 # numba-cuda warns when a launch has few blocks (some cone directions have few lines); its
@@ -93,13 +94,16 @@ def test_pencil_beam_count(benchmark, case, backend):
     up, sync = _device(backend)
     beam = beams.beams[0]
     a, b, depth, inverse_square = _beam_geometry(scene, beam, voxels)
+    eta = lateral_scaling(scene, beam, voxels)
     grid_index, origin = beam.beamlet_grid()
     table = beamlet_table(beam.beamlet_mm)
+    _, _, kernel, envelope = _kernel_facts(table, None, influence.cutoff)
+    cumulative, narrow_envelope = _narrow_facts(table)
     fluence = fluence_per_unit_weight()
     cutoff = influence.cutoff * table.table.max() * fluence
-    args = (up(a), up(b), up(depth * 1.0), up(inverse_square * fluence), up(grid_index), up(np.asarray(origin, float)),
-            float(beam.beamlet_mm), up(np.ascontiguousarray(table.table)), table.depth_step_mm, table.lateral_step_mm,
-            table.reach_mm, cutoff, up(np.zeros(len(voxels), np.int64)))
+    args = (up(a), up(b), up(depth * 1.0), up(inverse_square * fluence), up(eta), up(grid_index),
+            up(np.asarray(origin, float)), float(beam.beamlet_mm), up(kernel), up(envelope), up(cumulative),
+            up(narrow_envelope), table.depth_step_mm, table.lateral_step_mm, cutoff, up(np.zeros(len(voxels), np.int64)))
     _run(benchmark, lambda: twin("pencil_beam", backend).count_entries(*args), sync)
 
 

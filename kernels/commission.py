@@ -4,7 +4,11 @@
    grouped into zenith bins around the photon direction (finer forward, where the primary
    electrons go) and each bin's cumulative energy fraction C(r) is fitted with
    sum_k A_k (1 - exp(-a_k r)) over a fixed ladder of rates a_k (non-negative least squares,
-   weighted to fit the steep part near the origin). Written to
+   weighted to fit the steep part near the origin). The primary part of the kernel (energy
+   deposited by the electrons of the first interaction, EDKnrc's ``primary``) is fitted the
+   same way: the engine splits each voxel's released energy into the part
+   absorbed locally (mu_en/mu of its own spectrum and medium) and the rest, so the kernel
+   follows the beam's hardening with depth (:mod:`kernels.engine`). Written to
    ``kernels/data/collapsed_cone_kernel.npz``; the fit residuals are printed.
 2. Beam: the 10 x 10 cm, SSD 100 cm water field of the project's Monte Carlo reference is
    computed with the engine, with no free parameter in the physics (point source, no head
@@ -35,34 +39,82 @@ RATE_LADDER_PER_CM = np.geomspace(0.03, 60.0, 12)
 DATA = Path(str(resources.files("kernels.data")))
 
 
+def _fit_full_ladder(kernel, edk, zenith_edges_deg, rates):
+    """Per zenith bin, NNLS amplitudes on every rate of the ladder (zeros where unused) and the
+    worst absolute residual of the cumulative ``kernel`` (cone x shell array) as a fraction of
+    the whole kernel's total."""
+    r_edges = np.asarray(edk["r_edges_cm"])
+    theta = np.asarray(edk["theta_edges_deg"])
+    amplitudes, worst = [], 0.0
+    for low, high in zip(zenith_edges_deg[:-1], zenith_edges_deg[1:]):
+        rows = (theta[:-1] >= low - 1e-9) & (theta[1:] <= high + 1e-9)
+        if not rows.any():
+            raise ValueError(f"zenith bin {low}-{high} deg contains no kernel cone")
+        cumulative = np.concatenate([[0.0], np.cumsum(kernel[rows].sum(axis=0))])
+        design = 1 - np.exp(-np.outer(r_edges, rates))
+        weight = 1 / np.maximum(cumulative, cumulative[-1] * 0.02)
+        amplitude, _ = nnls(design * weight[:, None], cumulative * weight)
+        worst = max(worst, float(np.abs(design @ amplitude - cumulative).max() / np.sum(edk["total"])))
+        amplitudes.append(amplitude)
+    return np.array(amplitudes), worst
+
+
+def _on_shared_rates(fits, rates):
+    """Keep, per zenith bin, the rates any of ``fits`` (each (n_zenith, n_ladder)) uses."""
+    n_zenith = fits[0].shape[0]
+    keep = [np.flatnonzero(np.any([f[m] > 0 for f in fits], axis=0)) for m in range(n_zenith)]
+    width = max(len(k) for k in keep)
+    out = [np.zeros((n_zenith, width)) for _ in fits]
+    fitted_rates = np.ones((n_zenith, width))
+    for m, columns in enumerate(keep):
+        for f, o in zip(fits, out):
+            o[m, :len(columns)] = f[m, columns]
+        fitted_rates[m, :len(columns)] = rates[columns]
+    return out, fitted_rates
+
+
 def fit_kernel(edk: dict, zenith_edges_deg=ZENITH_EDGES_DEG, rates=RATE_LADDER_PER_CM):
     """Exponential fits of the cumulative kernel per zenith bin.
 
     Returns amplitudes (n_zenith, K), rates (n_zenith, K) and the worst absolute residual of
     C(r) as a fraction of the whole kernel.
     """
-    total = np.asarray(edk["total"])
-    r_edges = np.asarray(edk["r_edges_cm"])
-    theta = np.asarray(edk["theta_edges_deg"])
-    fits, worst = [], 0.0
-    for low, high in zip(zenith_edges_deg[:-1], zenith_edges_deg[1:]):
-        rows = (theta[:-1] >= low - 1e-9) & (theta[1:] <= high + 1e-9)
-        if not rows.any():
-            raise ValueError(f"zenith bin {low}-{high} deg contains no kernel cone")
-        cumulative = np.concatenate([[0.0], np.cumsum(total[rows].sum(axis=0))])
-        design = 1 - np.exp(-np.outer(r_edges, rates))
-        weight = 1 / np.maximum(cumulative, cumulative[-1] * 0.02)
-        amplitude, _ = nnls(design * weight[:, None], cumulative * weight)
-        worst = max(worst, float(np.abs(design @ amplitude - cumulative).max() / total.sum()))
-        keep = amplitude > 0
-        fits.append((amplitude[keep], rates[keep]))
-    width = max(len(a) for a, _ in fits)
-    amplitudes = np.zeros((len(fits), width))
-    fitted_rates = np.ones((len(fits), width))
-    for m, (a, r) in enumerate(fits):
-        amplitudes[m, :len(a)] = a
-        fitted_rates[m, :len(r)] = r
+    amplitudes, worst = _fit_full_ladder(np.asarray(edk["total"]), edk, zenith_edges_deg, rates)
+    (amplitudes,), fitted_rates = _on_shared_rates([amplitudes], rates)
     return amplitudes, fitted_rates, worst
+
+
+def fit_tilt(edk: dict, component: str, rates, zenith_edges_deg=ZENITH_EDGES_DEG):
+    """Per zenith bin, the first-order change of its cumulative kernel when the photon
+    direction tilts: J_m(r) = integral over the bin of (d rho / d mu) sin(theta) dmu, with
+    rho(mu, r) the energy within r per unit cosine of the kernel's 3.75 degree cones (each
+    jump of rho between two cones, times the sine at their edge; an edge on a bin boundary
+    counts half to each side), fitted with sum_c J_c (1 - exp(-a_c r)) on ``rates`` (least
+    squares: a derivative may be negative). Returns (n_zenith, len(rates)) and the worst
+    residual as a fraction of the bin's J(60 cm)."""
+    r_edges = np.asarray(edk["r_edges_cm"])
+    theta = np.radians(np.asarray(edk["theta_edges_deg"]))
+    mu = np.cos(theta)
+    cumulative = np.concatenate([np.zeros((theta.size - 1, 1)), np.cumsum(np.asarray(edk[component]), axis=1)], axis=1)
+    density = cumulative / (mu[:-1] - mu[1:])[:, None]
+    edges = np.radians(np.asarray(zenith_edges_deg, float))
+    derivative = np.zeros((edges.size - 1, r_edges.size))
+    for k in range(1, theta.size - 1):
+        jump = (density[k - 1] - density[k]) * np.sin(theta[k])
+        on_edge = np.flatnonzero(np.isclose(edges, theta[k]))
+        if on_edge.size:
+            derivative[on_edge[0] - 1] += jump / 2
+            derivative[on_edge[0]] += jump / 2
+        else:
+            derivative[int(np.searchsorted(edges, theta[k])) - 1] += jump
+    design = 1 - np.exp(-np.outer(r_edges, rates))
+    out, worst = [], 0.0
+    for row in derivative:
+        weight = 1 / np.maximum(np.abs(row), np.abs(row[-1]) * 0.02 + 1e-30)
+        amplitude = np.linalg.lstsq(design * weight[:, None], row * weight, rcond=None)[0]
+        worst = max(worst, float(np.abs(design @ amplitude - row).max() / max(abs(row[-1]), 1e-30)))
+        out.append(amplitude)
+    return np.array(out), worst
 
 
 def water_field(model, *, field_mm=100.0, ssd_mm=1000.0, spacing_mm=2.5, size_mm=300.0, depth_mm=300.0):
@@ -148,12 +200,25 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     edk = dict(np.load(DATA / "edk_water_mohan6.npz"))
     amplitudes, rates, worst = fit_kernel(edk)
+    primary, primary_rates, worst_primary = fit_kernel(dict(edk, total=edk["primary"]))
+    worst_primary *= float(np.sum(edk["primary"]) / np.sum(edk["total"]))  # as a fraction of the whole kernel
     print(f"kernel: {len(ZENITH_EDGES_DEG) - 1} zenith bins, up to {amplitudes.shape[1]} exponentials each; "
-          f"worst residual of the cumulative kernel {100 * worst:.2f}% of the total; "
-          f"fitted total {amplitudes.sum():.4f} (kernel {float(np.sum(edk['total'])):.4f})")
+          f"worst residual of the cumulative kernel {100 * worst:.2f}% of the total (primary part "
+          f"{100 * worst_primary:.2f}%); fitted total {amplitudes.sum():.4f} (kernel {float(np.sum(edk['total'])):.4f}), "
+          f"primary {primary.sum():.4f} (kernel {float(np.sum(edk['primary'])):.4f})")
+    tilt_rates = np.unique(np.concatenate([rates[amplitudes != 0], primary_rates[primary != 0]]))
+    tilt, worst_tilt = fit_tilt(edk, "total", tilt_rates)
+    primary_tilt, worst_primary_tilt = fit_tilt(edk, "primary", tilt_rates)
+    print(f"kernel tilt: {tilt_rates.size} shared rates; worst residual {100 * worst_tilt:.1f}% (primary "
+          f"{100 * worst_primary_tilt:.1f}%) of each bin's derivative")
     if not args.check:
         np.savez(DATA / "collapsed_cone_kernel.npz", zenith_edges_deg=ZENITH_EDGES_DEG, amplitudes=amplitudes,
-                 rates_per_cm=rates, source=np.array("fitted by kernels.commission to edk_water_mohan6.npz (EGSnrc EDKnrc)"))
+                 rates_per_cm=rates, primary_amplitudes=primary, primary_rates_per_cm=primary_rates,
+                 tilt_amplitudes=tilt, primary_tilt_amplitudes=primary_tilt, tilt_rates_per_cm=tilt_rates,
+                 source=np.array("fitted by kernels.commission to edk_water_mohan6.npz (EGSnrc EDKnrc): the whole "
+                                 "kernel (amplitudes, rates_per_cm), its primary part (primary_*), and their "
+                                 "first-order change with the photon direction's tilt (*tilt_amplitudes, on "
+                                 "tilt_rates_per_cm)"))
     from .beam_model import load_beam_model
 
     load_beam_model.cache_clear()
@@ -162,11 +227,13 @@ def main(argv=None) -> int:
     if not args.check:
         path = DATA / "beam_6mv.toml"
         text = path.read_text()
-        head = text.split("\n[calibration]")[0].rstrip() + "\n\n"
+        head, _, rest = text.partition("\n[calibration]")
+        tail = rest[rest.index("\n[") :] if "\n[" in rest else ""  # the tables after it ([sources]) stay
+        head = head.rstrip() + "\n\n"
         head += ("[calibration]\n# Written by python -m kernels.commission: unit beamlet weight = the fluence (photons/cm2\n"
                  "# at the isocentre plane) that gives 1 Gy at dmax on the axis of a 10 x 10 cm field at SSD 100 cm in water.\n")
         head += f"fluence_per_cm2_for_1gy = {1.0 / dose_max:.6e}\ndmax_cm = {dmax_cm:.3f}\nmodel_over_monte_carlo_10cm = {ratio:.4f}\n"
-        path.write_text(head)
+        path.write_text(head + tail)
         print(f"wrote {DATA / 'collapsed_cone_kernel.npz'} and {path}")
     return 0
 

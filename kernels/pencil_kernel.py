@@ -50,14 +50,20 @@ def point_kernel_on_grid(spacing_mm, half_extent_mm, *, subsamples: int = 4) -> 
     n = np.ceil(np.asarray(half_extent_mm, float) / spacing).astype(int)
     offsets = (np.arange(subsamples) + 0.5) / subsamples - 0.5
     axes = [(np.arange(-m, m + 1)[:, None] + offsets[None, :]).ravel() * s / 10 for m, s in zip(n, spacing)]  # cm
-    z, y, x = np.meshgrid(*axes, indexing="ij")
-    r = np.sqrt(z * z + y * y + x * x)
-    theta = np.arccos(np.clip(np.divide(z, r, out=np.ones_like(r), where=r > 0), -1, 1))
-    ri = np.clip(np.searchsorted(r_edges, r, side="right") - 1, 0, len(r_edges) - 2)
-    ti = np.clip(np.searchsorted(theta_edges, theta, side="right") - 1, 0, len(theta_edges) - 2)
-    values = np.where(r < r_edges[-1], density[ti, ri], 0.0) * np.prod(spacing / 10) / subsamples**3
     shape = tuple(2 * m + 1 for m in n)
-    kernel = values.reshape(shape[0], subsamples, shape[1], subsamples, shape[2], subsamples).sum(axis=(1, 3, 5))
+    kernel = np.empty(shape)
+    y, x = np.meshgrid(axes[1], axes[2], indexing="ij")
+    lateral_squared = y * y + x * x
+    # One plane of voxels at a time: the sub-sampled points of the whole kernel at once took
+    # over 1 GiB (the beamlet table's peak in a fresh process); each voxel sums its own points.
+    for plane in range(shape[0]):
+        z = axes[0][plane * subsamples:(plane + 1) * subsamples, None, None]
+        r = np.sqrt(z * z + lateral_squared[None])
+        theta = np.arccos(np.clip(np.divide(z, r, out=np.ones_like(r), where=r > 0), -1, 1))
+        ri = np.clip(np.searchsorted(r_edges, r, side="right") - 1, 0, len(r_edges) - 2)
+        ti = np.clip(np.searchsorted(theta_edges, theta, side="right") - 1, 0, len(theta_edges) - 2)
+        values = np.where(r < r_edges[-1], density[ti, ri], 0.0) * np.prod(spacing / 10) / subsamples**3
+        kernel[plane] = values.reshape(1, subsamples, shape[1], subsamples, shape[2], subsamples).sum(axis=(1, 3, 5))[0]
     # The central voxel: the kernel is too peaked to sample; use its cumulative energy within
     # the sphere of the voxel's volume.
     radius = (3 * np.prod(spacing / 10) / (4 * np.pi)) ** (1 / 3)
@@ -87,7 +93,10 @@ def _compute(model: BeamModel, beamlet_mm: float, lateral_step_mm: float, depth_
     # nothing above the surface: no release there).
     shape = [a + b - 1 for a, b in zip(source.shape, kernel.shape)]
     fast = [fft.next_fast_len(s) for s in shape]
-    deposited = fft.irfftn(fft.rfftn(source, fast) * fft.rfftn(kernel, fast), fast)
+    spectrum = fft.rfftn(source, fast)
+    spectrum *= fft.rfftn(kernel, fast)  # in place: one spectrum-sized array fewer at the peak
+    deposited = fft.irfftn(spectrum, fast)
+    del spectrum
     k0 = [(k - 1) // 2 for k in kernel.shape]
     deposited = deposited[k0[0]:k0[0] + n_depth, k0[1]:k0[1] + n_lat, k0[2]:k0[2] + n_lat]
     mass_g = depth_step_mm * lateral_step_mm**2 / 1000

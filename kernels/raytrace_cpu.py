@@ -4,6 +4,15 @@ Arrays in, arrays out: ``density`` (nz, ny, nx) in any per-length unit (g/cc, or
 electron density), grid ``origin_mm`` (centre of voxel 0, (z, y, x)) and ``spacing_mm``.
 The path from ``start`` to ``end`` (mm, (z, y, x)) is split exactly at every voxel boundary
 it crosses; the result is sum(density * length_mm). Outside the grid contributes nothing.
+
+``depths_and_upstream_densities_to_voxels`` walks from each voxel back towards the source:
+it returns the path integral from the source to the voxel and, over the first ``range_mm`` of
+radiological path (density x mm) of the way back, the effective density of the medium the secondary electrons reaching the voxel crossed (the
+pencil beam's lateral scaling): an electron released l upstream (density x mm) has crossed
+a geometric length s(l), so its lateral spread is s(l) / l times water's; averaged per unit
+mass over l up to the range, the mean stretch is integral(s(l) / l dl) / range, and the
+effective density its inverse. It is the density itself in a uniform medium (exactly 1 in
+water), and the air a ray crosses before the patient, holding little mass, weighs little.
 """
 
 from __future__ import annotations
@@ -13,7 +22,8 @@ from numba import njit
 
 from ._numba import CPU, CPU_PARALLEL, prange
 
-__all__ = ["path_integral", "path_integrals", "path_integrals_to_voxels"]
+__all__ = ["path_integral", "path_integrals", "path_integrals_to_voxels", "depth_and_upstream_density",
+           "depths_and_upstream_densities_to_voxels"]
 
 
 @njit(**CPU)
@@ -107,3 +117,112 @@ def path_integrals_to_voxels(density, origin_mm, spacing_mm, source, flat_indice
         end[1] = origin_mm[1] + j * spacing_mm[1]
         end[2] = origin_mm[2] + i * spacing_mm[2]
         out[n] = path_integral(density, origin_mm, spacing_mm, source, end)
+
+
+@njit(**CPU)
+def depth_and_upstream_density(density, origin_mm, spacing_mm, start0, start1, start2, end0, end1, end2, range_mm):
+    """Radiological depth from ``end`` (the source) to the voxel centre ``start`` (density x
+    mm, as :func:`path_integral`, to rounding: the sum runs the other way) and the effective
+    density over the first ``range_mm`` (density x mm) of the way back from the voxel (module
+    docstring), in one walk from the voxel towards the source. Scalars only: no arrays per ray.
+
+    An electron released l upstream (density x mm) has crossed the geometric length s(l); its
+    lateral spread is s(l) / l times water's. Averaged per unit mass (electrons are released
+    per unit mass) over l in [0, range], the mean stretch is integral(s(l) / l dl) / range; in
+    a voxel of density rho, s(l) = s0 + (l - l0) / rho, whose integral of s / l over the voxel
+    is (s0 - l0 / rho) ln(l1 / l0) + (l1 - l0) / rho. The effective density is the inverse of
+    the mean stretch; 1.0 where the walk gathers nothing (no medium: no scaling)."""
+    nz = density.shape[0]
+    ny = density.shape[1]
+    nx = density.shape[2]
+    d0 = end0 - start0
+    d1 = end1 - start1
+    d2 = end2 - start2
+    low0 = origin_mm[0] - 0.5 * spacing_mm[0]
+    low1 = origin_mm[1] - 0.5 * spacing_mm[1]
+    low2 = origin_mm[2] - 0.5 * spacing_mm[2]
+    length = np.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+    # The voxel centre lies inside the grid; the walk leaves it at t_out (the first face crossed).
+    t_out = 1.0
+    if d0 != 0.0:
+        t_out = min(t_out, max((low0 - start0) / d0, (low0 + nz * spacing_mm[0] - start0) / d0))
+    if d1 != 0.0:
+        t_out = min(t_out, max((low1 - start1) / d1, (low1 + ny * spacing_mm[1] - start1) / d1))
+    if d2 != 0.0:
+        t_out = min(t_out, max((low2 - start2) / d2, (low2 + nx * spacing_mm[2] - start2) / d2))
+    i0 = min(max(int(np.floor((start0 - low0) / spacing_mm[0])), 0), nz - 1)
+    i1 = min(max(int(np.floor((start1 - low1) / spacing_mm[1])), 0), ny - 1)
+    i2 = min(max(int(np.floor((start2 - low2) / spacing_mm[2])), 0), nx - 1)
+    s0 = 1 if d0 > 0.0 else (-1 if d0 < 0.0 else 0)
+    s1 = 1 if d1 > 0.0 else (-1 if d1 < 0.0 else 0)
+    s2 = 1 if d2 > 0.0 else (-1 if d2 < 0.0 else 0)
+    n0 = (low0 + (i0 + 1 if s0 > 0 else i0) * spacing_mm[0] - start0) / d0 if s0 != 0 else np.inf
+    n1 = (low1 + (i1 + 1 if s1 > 0 else i1) * spacing_mm[1] - start1) / d1 if s1 != 0 else np.inf
+    n2 = (low2 + (i2 + 1 if s2 > 0 else i2) * spacing_mm[2] - start2) / d2 if s2 != 0 else np.inf
+    e0 = abs(spacing_mm[0] / d0) if s0 != 0 else np.inf
+    e1 = abs(spacing_mm[1] / d1) if s1 != 0 else np.inf
+    e2 = abs(spacing_mm[2] / d2) if s2 != 0 else np.inf
+    total = 0.0  # radiological depth
+    gathered = 0.0  # l: density x mm, up to the range
+    geometric = 0.0  # s(l): mm
+    stretch = 0.0  # integral of s(l) / l dl
+    t = 0.0
+    while t < t_out:
+        if n0 <= n1 and n0 <= n2:
+            axis = 0
+            t_end = n0
+        elif n1 <= n2:
+            axis = 1
+            t_end = n1
+        else:
+            axis = 2
+            t_end = n2
+        t_end = min(t_end, t_out)
+        rho = density[i0, i1, i2]
+        crossed = (t_end - t) * length
+        total += crossed * rho
+        if gathered < range_mm:
+            if rho > 0.0:
+                piece = crossed * rho
+                if gathered + piece >= range_mm:
+                    piece = range_mm - gathered
+                coefficient = geometric - gathered / rho
+                if gathered > 0.0 and coefficient != 0.0:
+                    stretch += coefficient * np.log((gathered + piece) / gathered)
+                stretch += piece / rho
+                gathered += piece
+            geometric += crossed
+        t = t_end
+        if axis == 0:
+            i0 += s0
+            n0 += e0
+            if i0 < 0 or i0 >= nz:
+                break
+        elif axis == 1:
+            i1 += s1
+            n1 += e1
+            if i1 < 0 or i1 >= ny:
+                break
+        else:
+            i2 += s2
+            n2 += e2
+            if i2 < 0 or i2 >= nx:
+                break
+    eta = gathered / stretch if stretch > 0.0 else 1.0
+    return total, eta
+
+
+@njit(**CPU_PARALLEL)
+def depths_and_upstream_densities_to_voxels(density, origin_mm, spacing_mm, source, flat_indices, range_mm, depth_out,
+                                            eta_out):
+    """For each listed voxel: the path integral from ``source`` to its centre (``depth_out``) and
+    the effective density of the way back (``eta_out``): :func:`depth_and_upstream_density`."""
+    nz, ny, nx = density.shape
+    for n in prange(flat_indices.shape[0]):
+        flat = flat_indices[n]
+        k = flat // (ny * nx)
+        j = (flat // nx) % ny
+        i = flat % nx
+        depth_out[n], eta_out[n] = depth_and_upstream_density(
+            density, origin_mm, spacing_mm, origin_mm[0] + k * spacing_mm[0], origin_mm[1] + j * spacing_mm[1],
+            origin_mm[2] + i * spacing_mm[2], source[0], source[1], source[2], range_mm)

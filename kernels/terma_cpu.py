@@ -3,11 +3,14 @@
 For each voxel the primary fluence is the fluence map on the isocentre plane (piecewise
 constant pixels, e.g. beamlets), seen from the source through the voxel, scaled by the
 inverse square law and attenuated, per spectral bin, along the exact radiological path from
-the source (:mod:`kernels.raytrace_cpu`). Attenuation and energy release scale with the
-relative electron density: mu(E, voxel) = rho_e * mu_water(E), the Compton-dominated
-approximation (its validity for bone is checked in the tests against the tabulated bone
-coefficients). The voxel's cross-section is sampled ``subsamples**3`` times so that field
-edges cut voxels in the right proportion.
+the source (:mod:`kernels.raytrace_cpu`). Media come as a stack: ``attenuation_scale[m]`` is
+zero outside medium m, and mu(E, voxel) = attenuation_scale[m] * mu_cm2_g[m, E]. Medium 0 is
+water scaled by the relative electron density (the Compton-dominated approximation, exact for
+water-like media); a tabulated medium (bone) carries its mass density and its own mass
+attenuation coefficients, whose pair-production and photoelectric parts per electron differ
+from water's. The radiological path is traced once per medium of the stack, so a grid of
+water-like media costs what it always did. The voxel's cross-section is sampled
+``subsamples**3`` times so that field edges cut voxels in the right proportion.
 
 Returns energy released in MeV per voxel for unit fluence (1 photon/cm^2 at the isocentre
 plane where the map is 1).
@@ -21,7 +24,11 @@ from numba import njit
 from ._numba import CPU, CPU_PARALLEL, prange
 from .raytrace_cpu import path_integral
 
-__all__ = ["terma"]
+__all__ = ["terma", "media_stack", "absorbed_arguments", "MAX_MEDIA"]
+
+#: Media one TERMA call can attenuate with their own coefficients (a GPU thread keeps one
+#: radiological depth per medium in registers); a numerical limit, not a physical one.
+MAX_MEDIA = 8
 
 
 @njit(**CPU)
@@ -45,15 +52,10 @@ def _fluence_at(point, source, axis, u, v, sad_mm, fluence, fluence_origin, flue
 
 
 @njit(**CPU_PARALLEL)
-def terma(electron_density, origin_mm, spacing_mm, source, axis, u, v, sad_mm, fluence, fluence_origin,
-          fluence_spacing, energies_mev, photon_fractions, mu_water_cm2_g, subsamples, out):
-    """Energy released (MeV per voxel, unit fluence) into ``out`` (same shape as the grid).
-
-    ``fluence`` is (nv, nu) on the isocentre plane, pixel (r, c) centred at
-    ``fluence_origin + (r, c) * fluence_spacing`` in (v, u) mm. ``u``, ``v``, ``axis`` are the
-    beam's orthonormal frame (z, y, x); ``axis`` points from the source to the isocentre.
-    """
-    nz, ny, nx = electron_density.shape
+def _terma(attenuation_scale, origin_mm, spacing_mm, source, axis, u, v, sad_mm, fluence, fluence_origin,
+           fluence_spacing, energies_mev, photon_fractions, mu_cm2_g, absorbed_fraction, subsamples, out, absorbed,
+           want_absorbed):
+    n_media, nz, ny, nx = attenuation_scale.shape
     voxel_cc = spacing_mm[0] * spacing_mm[1] * spacing_mm[2] / 1000.0
     n_energy = energies_mev.shape[0]
     inv = 1.0 / subsamples
@@ -61,10 +63,16 @@ def terma(electron_density, origin_mm, spacing_mm, source, axis, u, v, sad_mm, f
         k = flat // (ny * nx)
         j = (flat // nx) % ny
         i = flat % nx
-        rho_e = electron_density[k, j, i]
         out[k, j, i] = 0.0
-        if rho_e <= 0.0:
+        if want_absorbed:
+            absorbed[k, j, i] = 0.0
+        here = -1
+        for m in range(n_media):
+            if attenuation_scale[m, k, j, i] > 0.0:
+                here = m
+        if here < 0:
             continue
+        scale = attenuation_scale[here, k, j, i]
         centre = np.empty(3)
         centre[0] = origin_mm[0] + k * spacing_mm[0]
         centre[1] = origin_mm[1] + j * spacing_mm[1]
@@ -84,12 +92,73 @@ def terma(electron_density, origin_mm, spacing_mm, source, axis, u, v, sad_mm, f
         if weight == 0.0:
             continue
         weight /= subsamples ** 3
-        # Radiological depth to the voxel centre, g/cm^2 (density x mm / 10).
-        depth_g_cm2 = 0.1 * path_integral(electron_density, origin_mm, spacing_mm, source, centre)
+        # Radiological depth to the voxel centre in each medium, g/cm^2 (scale x mm / 10).
+        depth_g_cm2 = np.empty(n_media)
+        for m in range(n_media):
+            depth_g_cm2[m] = 0.1 * path_integral(attenuation_scale[m], origin_mm, spacing_mm, source, centre)
         released = 0.0
+        local = 0.0
         for e in range(n_energy):
-            mu = mu_water_cm2_g[e]
-            released += photon_fractions[e] * energies_mev[e] * mu * np.exp(-mu * depth_g_cm2)
+            exponent = 0.0
+            for m in range(n_media):
+                exponent += mu_cm2_g[m, e] * depth_g_cm2[m]
+            bin_released = photon_fractions[e] * energies_mev[e] * mu_cm2_g[here, e] * np.exp(-exponent)
+            released += bin_released
+            local += bin_released * absorbed_fraction[here, e]
         # The voxel's own half-path attenuates too, but the path integral stops at its centre:
-        # released energy per cm^3 is rho_e * mu * energy fluence at the centre.
-        out[k, j, i] = weight * released * rho_e * voxel_cc
+        # released energy per cm^3 is scale * mu * energy fluence at the centre.
+        out[k, j, i] = weight * released * scale * voxel_cc
+        if want_absorbed:
+            absorbed[k, j, i] = weight * local * scale * voxel_cc
+
+
+def terma(attenuation_scale, origin_mm, spacing_mm, source, axis, u, v, sad_mm, fluence, fluence_origin,
+          fluence_spacing, energies_mev, photon_fractions, mu_cm2_g, subsamples, out, *, absorbed_fraction=None,
+          out_absorbed=None):
+    """Energy released (MeV per voxel, unit fluence) into ``out`` (same shape as the grid).
+
+    ``attenuation_scale`` is (n_media, nz, ny, nx), each voxel non-zero in one medium at most,
+    with ``mu_cm2_g`` (n_media, n_energy); a single (nz, ny, nx) array with a (n_energy,)
+    ``mu_cm2_g`` is one medium (the relative electron density with water's coefficients).
+    ``fluence`` is (nv, nu) on the isocentre plane, pixel (r, c) centred at
+    ``fluence_origin + (r, c) * fluence_spacing`` in (v, u) mm. ``u``, ``v``, ``axis`` are the
+    beam's orthonormal frame (z, y, x); ``axis`` points from the source to the isocentre.
+    With ``absorbed_fraction`` (n_media, n_energy: mu_en/mu) and ``out_absorbed`` (grid-shaped),
+    the part of the released energy absorbed locally is written there too.
+    """
+    scale, mu = media_stack(attenuation_scale, mu_cm2_g)
+    fraction, absorbed, want = absorbed_arguments(absorbed_fraction, out_absorbed, mu)
+    _terma(scale, origin_mm, spacing_mm, source, axis, u, v, sad_mm, fluence, fluence_origin, fluence_spacing,
+           energies_mev, photon_fractions, mu, fraction, subsamples, out, absorbed, want)
+    return out
+
+
+def absorbed_arguments(absorbed_fraction, out_absorbed, mu):
+    """(fraction table, output array, flag) for the kernels: a placeholder when not asked for."""
+    if (absorbed_fraction is None) != (out_absorbed is None):
+        raise ValueError("absorbed_fraction and out_absorbed go together")
+    if absorbed_fraction is None:
+        return np.ones_like(mu), np.zeros((1, 1, 1)), False
+    fraction = np.asarray(absorbed_fraction, dtype=np.float64)
+    if fraction.ndim == 1:
+        fraction = fraction[None]
+    if fraction.shape != mu.shape:
+        raise ValueError(f"absorbed_fraction {fraction.shape} must match mu_cm2_g {mu.shape}")
+    return np.ascontiguousarray(fraction), out_absorbed, True
+
+
+def media_stack(attenuation_scale, mu_cm2_g):
+    """``(scale (n_media, nz, ny, nx), mu (n_media, n_energy))`` as contiguous float64, a single
+    medium given as (nz, ny, nx) and (n_energy,) lifted to a stack of one; shapes checked."""
+    scale = np.asarray(attenuation_scale, dtype=np.float64)
+    mu = np.asarray(mu_cm2_g, dtype=np.float64)
+    if scale.ndim == 3:
+        scale = scale[None]
+    if mu.ndim == 1:
+        mu = mu[None]
+    if scale.ndim != 4 or mu.ndim != 2 or scale.shape[0] != mu.shape[0]:
+        raise ValueError(f"attenuation_scale {scale.shape} and mu_cm2_g {mu.shape} must be (n_media, nz, ny, nx) "
+                         "and (n_media, n_energy)")
+    if not 1 <= scale.shape[0] <= MAX_MEDIA:
+        raise ValueError(f"the number of media must be 1..{MAX_MEDIA}, got {scale.shape[0]}")
+    return np.ascontiguousarray(scale), np.ascontiguousarray(mu)

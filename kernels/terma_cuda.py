@@ -1,7 +1,8 @@
 """CUDA twin of :mod:`kernels.terma_cpu`: energy released per voxel, one thread per voxel.
 
-Same sub-point sampling, nearest-pixel fluence lookup, exact radiological depth (the device
-ray tracer of :mod:`kernels.raytrace_cuda`) and spectral sum, in float64 like the CPU twin.
+Same sub-point sampling, nearest-pixel fluence lookup, exact radiological depth per medium
+(the device ray tracer of :mod:`kernels.raytrace_cuda`) and spectral sum, in float64 like
+the CPU twin; the media stack and its checks are the CPU twin's (``media_stack``).
 GPU exp and FMA contraction differ from the CPU's in the last bits; the tests allow a
 relative 1e-9 plus an absolute 1e-12 of the maximum. A sub-point that lands exactly on a
 fluence-pixel edge could round to the other pixel on either twin; the random test inputs
@@ -13,10 +14,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import cuda
+from numba import cuda, float64
 
 from ._cuda import CUDA, as_device, blocks_for, is_device, to_host
 from .raytrace_cuda import path_integral
+from .terma_cpu import MAX_MEDIA, absorbed_arguments, media_stack
 
 __all__ = ["terma", "terma_kernel"]
 
@@ -41,10 +43,12 @@ def _fluence_at(p_z, p_y, p_x, source, axis, u, v, sad_mm, fluence, fluence_orig
 
 
 @cuda.jit(**CUDA)
-def terma_kernel(electron_density, origin_mm, spacing_mm, source, axis, u, v, sad_mm, fluence, fluence_origin,
-                 fluence_spacing, energies_mev, photon_fractions, mu_water_cm2_g, subsamples, out):
-    """Energy released (MeV per voxel, unit fluence) into ``out``; grid-stride loop over voxels."""
-    nz, ny, nx = electron_density.shape
+def terma_kernel(attenuation_scale, origin_mm, spacing_mm, source, axis, u, v, sad_mm, fluence, fluence_origin,
+                 fluence_spacing, energies_mev, photon_fractions, mu_cm2_g, absorbed_fraction, subsamples, out, absorbed,
+                 want_absorbed):
+    """Energy released (MeV per voxel, unit fluence) into ``out``, its locally absorbed part into
+    ``absorbed`` when ``want_absorbed``; grid-stride loop over voxels."""
+    n_media, nz, ny, nx = attenuation_scale.shape
     voxel_cc = spacing_mm[0] * spacing_mm[1] * spacing_mm[2] / 1000.0
     n_energy = energies_mev.shape[0]
     inv = 1.0 / subsamples
@@ -52,10 +56,16 @@ def terma_kernel(electron_density, origin_mm, spacing_mm, source, axis, u, v, sa
         k = flat // (ny * nx)
         j = (flat // nx) % ny
         i = flat % nx
-        rho_e = electron_density[k, j, i]
         out[k, j, i] = 0.0
-        if rho_e <= 0.0:
+        if want_absorbed:
+            absorbed[k, j, i] = 0.0
+        here = -1
+        for m in range(n_media):
+            if attenuation_scale[m, k, j, i] > 0.0:
+                here = m
+        if here < 0:
             continue
+        scale = attenuation_scale[here, k, j, i]
         c0 = origin_mm[0] + k * spacing_mm[0]
         c1 = origin_mm[1] + j * spacing_mm[1]
         c2 = origin_mm[2] + i * spacing_mm[2]
@@ -73,27 +83,43 @@ def terma_kernel(electron_density, origin_mm, spacing_mm, source, axis, u, v, sa
         if weight == 0.0:
             continue
         weight /= subsamples ** 3
-        depth_g_cm2 = 0.1 * path_integral(electron_density, origin_mm, spacing_mm, source[0], source[1], source[2],
-                                          c0, c1, c2)
+        depth_g_cm2 = cuda.local.array(MAX_MEDIA, float64)
+        for m in range(n_media):
+            depth_g_cm2[m] = 0.1 * path_integral(attenuation_scale[m], origin_mm, spacing_mm, source[0], source[1],
+                                                 source[2], c0, c1, c2)
         released = 0.0
+        local = 0.0
         for e in range(n_energy):
-            mu = mu_water_cm2_g[e]
-            released += photon_fractions[e] * energies_mev[e] * mu * math.exp(-mu * depth_g_cm2)
-        out[k, j, i] = weight * released * rho_e * voxel_cc
+            exponent = 0.0
+            for m in range(n_media):
+                exponent += mu_cm2_g[m, e] * depth_g_cm2[m]
+            bin_released = photon_fractions[e] * energies_mev[e] * mu_cm2_g[here, e] * math.exp(-exponent)
+            released += bin_released
+            local += bin_released * absorbed_fraction[here, e]
+        out[k, j, i] = weight * released * scale * voxel_cc
+        if want_absorbed:
+            absorbed[k, j, i] = weight * local * scale * voxel_cc
 
 
-def terma(electron_density, origin_mm, spacing_mm, source, axis, u, v, sad_mm, fluence, fluence_origin,
-          fluence_spacing, energies_mev, photon_fractions, mu_water_cm2_g, subsamples, out, *,
-          threads_per_block: int = 128, max_blocks: int | None = None):
-    """The CPU twin's :func:`kernels.terma_cpu.terma` on the GPU; ``out`` may be a host or a device array."""
+def terma(attenuation_scale, origin_mm, spacing_mm, source, axis, u, v, sad_mm, fluence, fluence_origin,
+          fluence_spacing, energies_mev, photon_fractions, mu_cm2_g, subsamples, out, *, absorbed_fraction=None,
+          out_absorbed=None, threads_per_block: int = 128, max_blocks: int | None = None):
+    """The CPU twin's :func:`kernels.terma_cpu.terma` on the GPU; ``out`` and ``out_absorbed``
+    may be host or device arrays."""
     if not 1 <= int(subsamples) <= 8:
         raise ValueError(f"subsamples must be 1..8, got {subsamples}")
-    shape = tuple(electron_density.shape)
+    scale, mu = media_stack(attenuation_scale, mu_cm2_g)
+    fraction, absorbed, want = absorbed_arguments(absorbed_fraction, out_absorbed, mu)
+    shape = tuple(scale.shape[1:])
     device_out = out if is_device(out) else cuda.device_array(shape, np.float64)
+    device_absorbed = absorbed if is_device(absorbed) else cuda.device_array(absorbed.shape, np.float64)
     f64 = np.float64
     terma_kernel[blocks_for(int(np.prod(shape)), threads_per_block, max_blocks), threads_per_block](
-        as_device(electron_density, f64), as_device(origin_mm, f64), as_device(spacing_mm, f64), as_device(source, f64),
+        as_device(scale, f64), as_device(origin_mm, f64), as_device(spacing_mm, f64), as_device(source, f64),
         as_device(axis, f64), as_device(u, f64), as_device(v, f64), float(sad_mm), as_device(fluence, f64),
         as_device(fluence_origin, f64), as_device(fluence_spacing, f64), as_device(energies_mev, f64),
-        as_device(photon_fractions, f64), as_device(mu_water_cm2_g, f64), int(subsamples), device_out)
+        as_device(photon_fractions, f64), as_device(mu, f64), as_device(fraction, f64), int(subsamples), device_out,
+        device_absorbed, bool(want))
+    if want and device_absorbed is not absorbed:
+        to_host(device_absorbed, absorbed)
     return out if device_out is out else to_host(device_out, out)

@@ -26,6 +26,9 @@ class Material:
     density_g_cc: float
     relative_electron_density: float
     source: str
+    #: Name of the medium's own attenuation table in the dose engine
+    #: (kernels.beam_model.TABULATED_MEDIA), or None: water scaled by electron density.
+    attenuation_table: str | None = None
 
 
 def _calibration():
@@ -128,7 +131,8 @@ def materials() -> dict[str, Material]:
             electrons = (lytic[0] * lytic[1] + blastic[0] * blastic[1]) / 2
         else:
             electrons = density * z_over_a
-        found[name] = Material(name, int(entry["label"]), density, electrons / water_z_over_a, source)
+        table_name = entry.get("attenuation_table", {}).get("value")
+        found[name] = Material(name, int(entry["label"]), density, electrons / water_z_over_a, source, table_name)
     labels = [m.label for m in found.values()]
     if sorted(labels) != list(range(len(labels))):
         raise ValueError(f"materials.toml labels must be 0..{len(labels) - 1} without gaps, got {sorted(labels)}")

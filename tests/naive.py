@@ -22,13 +22,22 @@ def path_integral(density, origin_mm, spacing_mm, start, end, samples=100_001):
 
 def terma(electron_density, origin_mm, spacing_mm, source, axis, u, v, sad_mm, fluence, fluence_origin, fluence_spacing,
           energies, fractions, mu, subsamples):
-    """Energy released per voxel, looping over voxels and sub-points in Python."""
-    out = np.zeros(electron_density.shape)
+    """Energy released per voxel, looping over voxels and sub-points in Python. A media stack
+    (``electron_density`` (n, nz, ny, nx) with ``mu`` (n, n_energy)) attenuates each medium
+    with its own coefficients along its own path integral."""
+    scale = np.asarray(electron_density, float)
+    mu = np.asarray(mu, float)
+    if scale.ndim == 3:
+        scale, mu = scale[None], mu[None]
+    shape = scale.shape[1:]
+    out = np.zeros(shape)
     spacing = np.asarray(spacing_mm, float)
-    for k, j, i in np.ndindex(electron_density.shape):
-        rho = electron_density[k, j, i]
-        if rho <= 0:
+    for k, j, i in np.ndindex(shape):
+        present = np.flatnonzero(scale[:, k, j, i] > 0)
+        if present.size == 0:
             continue
+        here = present[-1]
+        rho = scale[here, k, j, i]
         centre = np.asarray(origin_mm) + spacing * (k, j, i)
         total = 0.0
         offsets = (np.arange(subsamples) + 0.5) / subsamples - 0.5
@@ -48,8 +57,9 @@ def terma(electron_density, origin_mm, spacing_mm, source, axis, u, v, sad_mm, f
         if total == 0:
             continue
         total /= subsamples**3
-        depth_g = 0.1 * path_integral(electron_density, origin_mm, spacing_mm, source, centre, samples=20_001)
-        released = np.sum(fractions * energies * mu * np.exp(-mu * depth_g))
+        depth_g = np.array([0.1 * path_integral(scale[m], origin_mm, spacing_mm, source, centre, samples=20_001)
+                            for m in range(scale.shape[0])])
+        released = np.sum(fractions * energies * mu[here] * np.exp(-(mu * depth_g[:, None]).sum(axis=0)))
         out[k, j, i] = total * released * rho * np.prod(spacing) / 1000
     return out
 
@@ -83,6 +93,29 @@ def collapsed_cone(released, eta, spacing_mm, directions, amplitudes, rates, lin
     return out
 
 
+def three_pass_transport(released, absorbed, eta, spacing_mm, model, axis, u, v, tilt, *, n_azimuth=None):
+    """The engine's former formulation of kernel tilting: one cone pass for the released energy
+    (with ``absorbed``, the hardening kernel's second source), then one more pass per lateral
+    ray component ``t`` in ``tilt`` with sources ``released * t`` (and ``absorbed * t``) on the
+    tilt amplitudes and rates. The fused single pass must give the same deposit to rounding."""
+    from kernels.superposition_cpu import collapsed_cone as cone
+
+    hardening = absorbed is not None
+    if hardening:
+        directions, amplitudes, local_amplitudes, rates = model.hardening_directions(axis, n_azimuth=n_azimuth)
+        deposited = cone(released, eta, spacing_mm, directions, amplitudes, rates, local_mev=absorbed,
+                         local_amplitudes=local_amplitudes)
+    else:
+        directions, amplitudes, rates = model.directions(axis, n_azimuth=n_azimuth)
+        deposited = cone(released, eta, spacing_mm, directions, amplitudes, rates)
+    if len(tilt):
+        directions, sources, rates = model.tilt_directions(axis, u, v, n_azimuth=n_azimuth, hardening=hardening)
+        for k, t in enumerate(tilt):
+            local = dict(local_mev=absorbed * t, local_amplitudes=sources[1][k]) if hardening else {}
+            deposited = cone(released * t, eta, spacing_mm, directions, sources[0][k], rates, out=deposited, **local)
+    return deposited
+
+
 def csr_matvec(matrix, weights):
     return matrix.toarray().astype(np.float64) @ np.asarray(weights, np.float64)
 
@@ -109,16 +142,41 @@ def gamma_index(reference, evaluated, spacing_mm, dose_percent, distance_mm, cut
     return gamma
 
 
-def pencil_influence(a, b, depth, scale, beamlets_uv, table, depth_step, lateral_step, cutoff):
+def pencil_influence(a, b, depth, scale, beamlets_uv, table, depth_step, lateral_step, cutoff, *, eta=None,
+                     narrow=None, beamlet_mm=None):
     """Dense influence matrix: for every voxel and beamlet, the table interpolated (linear in
-    depth, bilinear laterally, zero outside) at the voxel's offset, times the voxel's scale."""
+    depth, bilinear laterally, zero outside) at the voxel's offset, times the voxel's scale.
+
+    Where ``eta`` < 1: the narrow-beamlet table summed over the beamlet's square stretched by
+    eta (each narrow sample spread evenly over its cell, weighted by the cell's overlap with
+    eta (offset +- beamlet_mm / 2) on each axis), kept when >= cutoff * eta^2."""
     n_depth, n_v, n_u = table.shape
     dense = np.zeros((len(a), len(beamlets_uv)))
     depth_axis = (np.arange(n_depth) + 0.5) * depth_step
     lateral_v = (np.arange(n_v) - (n_v - 1) / 2) * lateral_step
     lateral_u = (np.arange(n_u) - (n_u - 1) / 2) * lateral_step
+    eta = np.ones(len(a)) if eta is None else np.asarray(eta, float)
+
+    def overlap(centres, low, high):
+        return np.clip(np.minimum(centres + lateral_step / 2, high) - np.maximum(centres - lateral_step / 2, low), 0,
+                       None) / lateral_step
+
     for row in range(len(a)):
         d = np.clip(depth[row], depth_axis[0], depth_axis[-1])
+        if eta[row] < 1:
+            n_lat = narrow.shape[1]
+            centres = (np.arange(n_lat) - (n_lat - 1) / 2) * lateral_step
+            plane = np.array([np.interp(d, depth_axis, narrow[:, i, j]) for i in range(n_lat)
+                              for j in range(n_lat)]).reshape(n_lat, n_lat)
+            for col, (u, v) in enumerate(beamlets_uv):
+                dv, du = b[row] - v, a[row] - u
+                half = beamlet_mm / 2
+                fv = overlap(centres, eta[row] * (dv - half), eta[row] * (dv + half))
+                fu = overlap(centres, eta[row] * (du - half), eta[row] * (du + half))
+                value = fv @ plane @ fu * scale[row]
+                if value >= cutoff * eta[row] ** 2:
+                    dense[row, col] = value
+            continue
         plane = np.array([np.interp(d, depth_axis, table[:, i, j]) for i in range(n_v) for j in range(n_u)]).reshape(n_v, n_u)
         for col, (u, v) in enumerate(beamlets_uv):
             dv, du = b[row] - v, a[row] - u

@@ -203,9 +203,13 @@ def _warm_final_dose(backend: str, n_azimuth):
 
     density = np.ones((4, 5, 4))
     fluence, origin, spacing = square_field(20.0, 5.0)
-    superposition_dose(density, density, np.zeros(3), np.full(3, 5.0), np.array([0.0, -1000.0, 0.0]),
-                       np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0]), np.array([1.0, 0.0, 0.0]), fluence,
-                       origin, spacing, load_beam_model(), n_azimuth=n_azimuth, backend=backend)
+    geometry = (np.zeros(3), np.full(3, 5.0), np.array([0.0, -1000.0, 0.0]), np.array([0.0, 1.0, 0.0]),
+                np.array([0.0, 0.0, 1.0]), np.array([1.0, 0.0, 0.0]), fluence, origin, spacing, load_beam_model())
+    superposition_dose(density, density, *geometry, n_azimuth=n_azimuth, backend=backend)
+    if backend == "cpu":  # final_dose's CPU path: each beam on its irradiated region (array slices compile apart)
+        from kernels.irradiated_region import superposition_dose_in_region
+
+        superposition_dose_in_region(density, density, *geometry, n_azimuth=n_azimuth)
 
 
 def agreement(cpu, gpu) -> dict:

@@ -19,7 +19,6 @@ from scenes.scene import Scene
 
 from .influence import Influence
 from .metrics import metric, structure_dose
-from .objectives import total
 from .optimise import optimise
 from .protocols import read_table
 
@@ -68,16 +67,6 @@ def engine_agreement(optimiser_dose: np.ndarray, final: np.ndarray, scene: Scene
     return out
 
 
-
-
-class _Shifted:
-    """The terms on ``dose + offset`` (one objective for L-BFGS-B: the offset is fixed)."""
-
-    def __init__(self, terms, offset):
-        self.terms, self.offset = list(terms), offset
-
-    def value_and_gradient(self, dose):
-        return total(self.terms, dose + self.offset)
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,5 +134,6 @@ def correct(influence: Influence, terms, weights, *, final_of, agreement_of, tol
         passes += 1
         say(f"correction pass {passes}: the optimiser's dose and the final dose differ by {100 * worst:.1f}%")
         offset = final.ravel()[influence.voxel_indices] - influence.matrix @ weights
-        weights = optimise(influence.matrix, [_Shifted(terms, offset)], initial_weights=weights,
+        # The offset goes to the optimiser itself, so that it still sees which rows the terms use.
+        weights = optimise(influence.matrix, terms, dose_offset=offset, initial_weights=weights,
                            max_iterations=max_iterations).weights

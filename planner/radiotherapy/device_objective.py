@@ -21,7 +21,7 @@ import weakref
 
 import numpy as np
 
-from .objectives import DoseVolumeMax, DoseVolumeMin, MeanDose, Overdose, Underdose
+from .objectives import DoseVolumeMax, DoseVolumeMin, MeanDose, Overdose, SquaredDeviation, Underdose
 
 __all__ = ["DeviceObjective"]
 
@@ -49,8 +49,9 @@ class DeviceObjective:
     matrix : scipy.sparse.csr_matrix
         Influence matrix (rows x beamlets, float32 values, int32 indices).
     terms : list of Term
-        Objective terms on the rows: Underdose, Overdose, MeanDose, DoseVolumeMin or
-        DoseVolumeMax (ValueError for any other kind).
+        Objective terms on the rows: Underdose, Overdose, SquaredDeviation (an underdose and
+        an overdose at one level), MeanDose, DoseVolumeMin or DoseVolumeMax (ValueError for any
+        other kind).
     threads_per_block : int, default 256
         CUDA block size of every launch.
     threads_per_row : int, default 8
@@ -75,15 +76,21 @@ class DeviceObjective:
         self._matrix, self._transposed = _on_device(matrix, sparse, transposed_copy)
         kinds, levels, priorities, rows, weights, owners = [], [], [], [], [], []
         self._volume_terms = []  # (term index, term, device rows)
-        for t, term in enumerate(terms):
-            if isinstance(term, (DoseVolumeMin, Underdose)):
-                kind = objective.UNDERDOSE
+        # A squared deviation is an underdose plus an overdose at the same level: two kernel terms.
+        parts = []
+        for term in terms:
+            if isinstance(term, SquaredDeviation):
+                parts += [(objective.UNDERDOSE, term), (objective.OVERDOSE, term)]
+            elif isinstance(term, (DoseVolumeMin, Underdose)):
+                parts.append((objective.UNDERDOSE, term))
             elif isinstance(term, (DoseVolumeMax, Overdose)):
-                kind = objective.OVERDOSE
+                parts.append((objective.OVERDOSE, term))
             elif isinstance(term, MeanDose):
-                kind = objective.MEAN
+                parts.append((objective.MEAN, term))
             else:
-                raise ValueError(f"term {term.label!r}: {type(term).__name__} has no GPU form; use backend='cpu'")
+                label = getattr(term, "label", "")
+                raise ValueError(f"term {label!r}: {type(term).__name__} has no GPU form; use backend='cpu'")
+        for t, (kind, term) in enumerate(parts):
             if np.any(term.rows < 0) or np.any(term.rows >= self.shape[0]):
                 raise ValueError(f"term {term.label!r}: rows must lie in 0..{self.shape[0] - 1}")
             kinds.append(kind)
@@ -94,19 +101,19 @@ class DeviceObjective:
             owners.append(np.full(term.rows.size, t, np.int32))
             if isinstance(term, (DoseVolumeMin, DoseVolumeMax)):
                 self._volume_terms.append((t, term, cuda.to_device(term.rows)))
-        self._terms = list(terms)
+        self._terms = [term for _, term in parts]
         self._kind = cuda.to_device(np.asarray(kinds, np.int32))
         self._level = cuda.to_device(np.asarray(levels, np.float64))
         self._priority = cuda.to_device(np.asarray(priorities, np.float64))
-        self._low = np.full(len(terms), -np.inf)
-        self._high = np.full(len(terms), np.inf)
+        self._low = np.full(len(parts), -np.inf)
+        self._high = np.full(len(parts), np.inf)
         self._rows = cuda.to_device(np.concatenate(rows))
         self._weights = cuda.to_device(np.concatenate(weights))
         self._owner = cuda.to_device(np.concatenate(owners))
         self._has_mean = objective.MEAN in kinds
         self._dose = cuda.device_array(self.shape[0], np.float64)
         self._dose_gradient = cuda.device_array(self.shape[0], np.float64)
-        self._means = cuda.device_array(len(terms), np.float64)
+        self._means = cuda.device_array(len(parts), np.float64)
         # One vector comes back per evaluation: the beamlet gradient, then the value.
         self._result = cuda.device_array(self.shape[1] + 1, np.float64)
 

@@ -4,6 +4,9 @@
 values, int32 indices) in Gy per unit beamlet weight, restricted to a dose region of
 interest, with entries below ``cutoff`` times the beamlet kernel's maximum dropped. Its
 memory is counted exactly before anything is allocated and refused above a budget.
+Heterogeneity enters through the radiological depth and a lateral density scaling of each
+beamlet (:mod:`kernels.pencil_beam_cpu`: the kernel stretched by 1/eta, eta the electron
+density the secondary electrons reaching the voxel crossed, :func:`lateral_scaling`).
 
 ``final_dose`` runs the collapsed-cone superposition engine on the optimised fluence.
 
@@ -14,6 +17,7 @@ at SSD 100 cm in water (``kernels/data/beam_6mv.toml``, written by ``kernels.com
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import scipy.sparse as sparse
@@ -21,13 +25,15 @@ import scipy.sparse as sparse
 from kernels._dispatch import twin
 from kernels.beam_model import load_beam_model
 from kernels.engine import superposition_dose
-from kernels.pencil_kernel import beamlet_table
+from kernels.pencil_beam_cpu import cumulative_table, kernel_envelopes, radial_envelope
+from kernels.pencil_kernel import BeamletTable, beamlet_table
+from scenes.materials import MATERIAL_NAMES, materials
 from scenes.scene import Scene
 
 from .beams import BeamSet
 
 __all__ = ["kept_energy_of", "cutoff_for_kept_energy", "Influence", "InfluenceTooLarge", "build_influence", "final_dose", "dose_region", "influence_memory_bytes",
-           "fluence_per_unit_weight"]
+           "fluence_per_unit_weight", "lateral_scaling", "electron_range_mm", "scene_media"]
 
 
 class InfluenceTooLarge(MemoryError):
@@ -122,20 +128,89 @@ def dose_region(scene: Scene, target: str, *, margin_mm: float = 30.0) -> np.nda
 
 
 def _beam_geometry(scene: Scene, beam, voxels: np.ndarray, backend: str = "cpu"):
+    """Isocentre-plane crossing (a, b), radiological depth and inverse square of each voxel."""
+    a, b, inverse_square = _beam_projection(scene, beam, voxels)
+    return a, b, _rays(scene, beam, voxels, backend)[0], inverse_square
+
+
+def _beam_projection(scene: Scene, beam, voxels: np.ndarray):
+    """Where each voxel's ray crosses the isocentre plane (a along u, b along v, mm) and its
+    inverse-square factor (SAD / distance along the axis)^2."""
     grid = scene.grid
-    k, j, i = np.unravel_index(voxels, grid.shape)
-    centres = grid.index_to_mm(np.stack([k, j, i], axis=1))
+    centres = grid.index_to_mm(np.stack(np.unravel_index(voxels, grid.shape), axis=1))
     axis, u, v = beam.frame
     rel = centres - beam.source_mm
     depth_axis = rel @ axis
     sad = beam.source_axis_distance_mm
-    a = rel @ u * sad / depth_axis
-    b = rel @ v * sad / depth_axis
-    radiological = np.empty(len(voxels))
-    twin("raytrace", backend).path_integrals_to_voxels(np.ascontiguousarray(scene.electron_density, dtype=np.float64),
-                             np.asarray(grid.origin_mm), np.asarray(grid.spacing_mm), beam.source_mm,
-                             voxels.astype(np.int64), radiological)
-    return a, b, radiological, (sad / depth_axis) ** 2
+    return rel @ u * sad / depth_axis, rel @ v * sad / depth_axis, (sad / depth_axis) ** 2
+
+
+def electron_range_mm() -> float:
+    """Radiological length (mm of water) over which :func:`lateral_scaling` averages: the depth
+    of maximum dose of the commissioned beam.
+
+    Charged-particle equilibrium on the axis of a broad beam is reached where the forward
+    secondary electrons set in motion at the surface stop: the build-up depth d_max is the
+    practical range of the electrons that carry the dose (Khan, The Physics of Radiation
+    Therapy, ch. 13). It is a measured property of the beam (``dmax_cm`` of the calibration),
+    not a fitted number. RuntimeError when the beam model is not calibrated.
+
+    Returns
+    -------
+    float
+        The range in mm of water (16.25 for the commissioned 6 MV beam).
+    """
+    calibration = load_beam_model().calibration
+    if "dmax_cm" not in calibration:
+        raise RuntimeError("the beam model is not calibrated: run `python -m kernels.commission`")
+    return float(calibration["dmax_cm"]) * 10.0
+
+
+def lateral_scaling(scene: Scene, beam, voxels: np.ndarray, *, backend: str = "cpu", electron=None) -> np.ndarray:
+    """Effective relative electron density of each voxel for the pencil beam's lateral scaling.
+
+    The dose at a voxel is carried by secondary electrons set in motion upstream within their
+    range (:func:`electron_range_mm` of radiological path) and travelling mostly forward; an
+    electron released l upstream has crossed the geometric length s(l), so its lateral spread
+    is s(l) / l times water's (density scaling). Averaged per unit mass (electrons are released
+    per unit mass) over the range, the mean stretch is integral(s(l) / l dl) / range, and the
+    effective density its inverse (:func:`kernels.raytrace_cpu.depth_and_upstream_density`).
+    It is the medium's own electron density in a uniform medium (water's in water), reaches
+    lung's over range / eta after entering it (water's electrons cross the lung: the
+    build-down) and water's over the range after leaving it (the build-up); the air a ray
+    crosses before the patient holds little mass and weighs little.
+
+    Parameters
+    ----------
+    scene : Scene
+        The scene (its electron density).
+    beam : Beam
+        The beam (its source).
+    voxels : numpy.ndarray
+        Flat grid indices.
+    backend : str, default "cpu"
+        Kernel twins ('cpu' or 'cuda').
+    electron : numpy.ndarray, optional
+        The scene's electron density as C-contiguous float64 (saves a copy per beam).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, one value > 0 per voxel (1.0 where the path holds no medium at all).
+    """
+    return _rays(scene, beam, voxels, backend, electron)[1]
+
+
+def _rays(scene: Scene, beam, voxels: np.ndarray, backend: str = "cpu", electron=None):
+    """Radiological depth (mm of water) and lateral scaling of each voxel: one walk per ray."""
+    grid = scene.grid
+    if electron is None:
+        electron = np.ascontiguousarray(scene.electron_density, dtype=np.float64)
+    depth, eta = np.empty(len(voxels)), np.empty(len(voxels))
+    twin("raytrace", backend).depths_and_upstream_densities_to_voxels(
+        electron, np.asarray(grid.origin_mm, float), np.asarray(grid.spacing_mm, float), np.asarray(beam.source_mm, float),
+        np.asarray(voxels, np.int64), electron_range_mm(), depth, eta)
+    return depth, eta
 
 
 def kept_energy_of(kernel: np.ndarray, cutoff: float) -> float:
@@ -240,8 +315,10 @@ def build_influence(scene: Scene, beams: BeamSet, *, target: str = "gtv", roi: n
     margin_mm : float, default 30.0
         Margin (mm) of the default region around the target's bounding box.
     cutoff : float, default 1e-3
-        Entries below this fraction of the beamlet kernel's maximum are dropped; in (0, 0.5)
-        (ValueError otherwise). Ignored when ``kept_energy`` is given.
+        Entries below this fraction of the beamlet kernel's maximum are dropped (times eta^2
+        below water density, where a beamlet spreads over 1/eta^2 the area: the same fraction
+        of its energy is kept); in (0, 0.5) (ValueError otherwise). Ignored when
+        ``kept_energy`` is given.
     kept_energy : float, optional
         Choose the cut-off that keeps this fraction of each beamlet's energy instead, in
         [0.9, 1) (ValueError otherwise; :func:`cutoff_for_kept_energy`). The fraction kept
@@ -268,45 +345,126 @@ def build_influence(scene: Scene, beams: BeamSet, *, target: str = "gtv", roi: n
         raise ValueError(f"memory_budget_gb must be > 0, got {memory_budget_gb}")
     voxels = dose_region(scene, target, margin_mm=margin_mm) if roi is None else np.asarray(roi, np.int64)
     table = beamlet_table(beams.beams[0].beamlet_mm)
-    if kept_energy is not None:
-        cutoff = cutoff_for_kept_energy(table.table, kept_energy)
-    kept = kept_energy_of(table.table, cutoff)
+    cutoff, kept, kernel, envelope = _kernel_facts(table, kept_energy, None if kept_energy is not None else cutoff)
     fluence = fluence_per_unit_weight()
-    absolute_cutoff = cutoff * table.table.max() * fluence
-    kernel = np.ascontiguousarray(table.table)
+    absolute_cutoff = cutoff * kernel.max() * fluence
+    electron = np.ascontiguousarray(scene.electron_density, dtype=np.float64)
+    n_rows = len(voxels)
     per_beam = []
-    nnz = 0
-    for beam in beams.beams:
-        a, b, depth, inverse_square = _beam_geometry(scene, beam, voxels, backend)
-        grid_index, origin = beam.beamlet_grid()
-        scale = inverse_square * fluence
-        counts = np.zeros(len(voxels), np.int64)
-        args = (a, b, depth * 1.0, scale, grid_index, np.asarray(origin, float), float(beam.beamlet_mm), kernel,
-                table.depth_step_mm, table.lateral_step_mm, table.reach_mm, absolute_cutoff)
+    counts = np.zeros((len(beams.beams), n_rows), np.int64)
+    for number, beam in enumerate(beams.beams):
         # Radiological depth from the path integral is density x mm: mm of water equivalent.
-        pencil.count_entries(*args, counts)
-        per_beam.append((args, counts))
-        nnz += int(counts.sum())
-    need = influence_memory_bytes(nnz, len(voxels) * len(beams.beams))
+        a, b, inverse_square = _beam_projection(scene, beam, voxels)
+        depth, eta = _rays(scene, beam, voxels, backend, electron)
+        grid_index, origin = beam.beamlet_grid()
+        # The narrow-beamlet table is read only below water density: a water scene never needs it.
+        if np.any(eta < 1.0):
+            cumulative, narrow_envelope = _narrow_facts(table)
+        else:
+            cumulative, narrow_envelope = np.zeros((2, 2, 2)), np.zeros((2, 2))
+        args = (a, b, depth, inverse_square * fluence, eta, grid_index, np.asarray(origin, float),
+                float(beam.beamlet_mm), kernel, envelope, cumulative, narrow_envelope, table.depth_step_mm,
+                table.lateral_step_mm, absolute_cutoff)
+        pencil.count_entries(*args, counts[number])
+        per_beam.append(args)
+    nnz = int(counts.sum())
+    need = influence_memory_bytes(nnz, n_rows * len(beams.beams))
     if report is not None:
-        report(f"influence matrix: {len(voxels)} voxels x {beams.n_beamlets} beamlets, {nnz} entries, "
+        report(f"influence matrix: {n_rows} voxels x {beams.n_beamlets} beamlets, {nnz} entries, "
                f"{need / 2**20:.1f} MiB (budget {memory_budget_gb:g} GiB)")
     if need > memory_budget_gb * 2**30:
         raise InfluenceTooLarge(f"influence matrix would need {need / 2**30:.2f} GiB, over the budget of "
                                 f"{memory_budget_gb:g} GiB: raise memory_budget_gb, coarsen the grid or beamlets, "
                                 f"shrink margin_mm ({margin_mm:g}) or raise cutoff ({cutoff:g})")
-    blocks = []
-    for (args, counts), beam in zip(per_beam, beams.beams):
-        indptr = np.zeros(len(voxels) + 1, np.int64)
-        np.cumsum(counts, out=indptr[1:])
-        indices = np.empty(indptr[-1], np.int32)
-        data = np.empty(indptr[-1], np.float32)
-        pencil.fill_entries(*args, indptr, indices, data)
-        blocks.append(sparse.csr_matrix((data, indices, indptr), shape=(len(voxels), beam.n_beamlets)))
-    matrix = sparse.hstack(blocks, format="csr", dtype=np.float32)
-    matrix.indices = matrix.indices.astype(np.int32, copy=False)
-    matrix.indptr = matrix.indptr.astype(np.int64, copy=False)
+    # One CSR matrix filled in place: row r holds beam 0's entries, then beam 1's, ... (the
+    # layout of stacking the beams' blocks side by side), each beam's columns shifted by the
+    # beamlets of the beams before it.
+    indptr = np.zeros(n_rows + 1, np.int64)
+    np.cumsum(counts.sum(axis=0), out=indptr[1:])
+    starts = indptr[:-1].copy()
+    indices, data = _entry_arrays(pencil, nnz)
+    column_offset = 0
+    for number, (args, beam) in enumerate(zip(per_beam, beams.beams)):
+        pencil.fill_entries(*args, starts, column_offset, indices, data)
+        starts += counts[number]
+        column_offset += beam.n_beamlets
+    if hasattr(indices, "copy_to_host"):  # filled on the GPU: one copy back for every beam
+        indices, data = indices.copy_to_host(), data.copy_to_host()
+    matrix = sparse.csr_matrix((n_rows, beams.n_beamlets), dtype=np.float32)
+    matrix.data, matrix.indices, matrix.indptr = data, indices, indptr
     return Influence(matrix, voxels, beams, scene.grid.shape, need, cutoff, kept)
+
+
+@lru_cache(maxsize=8)
+def _kernel_facts(table: BeamletTable, kept_energy: float | None, cutoff: float | None):
+    """Cut-off, kept energy, contiguous kernel and envelopes of a (cached) beamlet table:
+    sorting the table for the kept-energy cut-off costs more than a small matrix."""
+    kernel = np.ascontiguousarray(table.table)
+    if kept_energy is not None:
+        cutoff = cutoff_for_kept_energy(kernel, kept_energy)
+    return cutoff, kept_energy_of(kernel, cutoff), kernel, kernel_envelopes(kernel)
+
+
+@lru_cache(maxsize=4)
+def _narrow_facts(table: BeamletTable):
+    """The cumulative narrow-beamlet table (one lateral sample wide, on ``table``'s grid) that
+    stretches ``table`` below water density, and its radial envelope."""
+    narrow = beamlet_table(table.lateral_step_mm, lateral_step_mm=table.lateral_step_mm,
+                           depth_step_mm=table.depth_step_mm, half_width_mm=table.reach_mm,
+                           depth_mm=table.table.shape[0] * table.depth_step_mm)
+    return cumulative_table(narrow.table), radial_envelope(narrow.table)
+
+
+def _entry_arrays(pencil, nnz: int):
+    """CSR ``indices``/``data`` for ``nnz`` entries, on the GPU when the CUDA twin fills them."""
+    if pencil.__name__.endswith("_cuda"):
+        from numba import cuda
+
+        return cuda.device_array(nnz, np.int32), cuda.device_array(nnz, np.float32)
+    return np.empty(nnz, np.int32), np.empty(nnz, np.float32)
+
+
+def scene_media(scene: Scene) -> tuple[np.ndarray | None, tuple[str, ...]]:
+    """The superposition engine's media of a scene: ``(medium, media)`` for
+    :func:`kernels.engine.superposition_dose`.
+
+    Voxels whose medium (the scene's ``labels``) has its own attenuation table other than
+    water's (``attenuation_table`` in scenes/data/materials.toml, e.g. ICRP cortical bone)
+    attenuate with it; every other voxel is water scaled by its electron density.
+    ``(None, ())`` when the scene has none.
+
+    Parameters
+    ----------
+    scene : Scene
+        The scene whose ``labels`` say each voxel's medium.
+
+    Returns
+    -------
+    medium : numpy.ndarray of int64 or None
+        0 where a voxel is electron-density-scaled water, k where it is ``media[k - 1]``.
+    media : tuple of str
+        The attenuation tables named (:data:`kernels.beam_model.TABULATED_MEDIA`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scenes.scene import scene_from_arrays
+    >>> bone = np.zeros((2, 2, 2), bool); bone[1] = True
+    >>> scene = scene_from_arrays(density_g_cc=np.ones((2, 2, 2)), spacing_mm=(2, 2, 2),
+    ...                           media={"icrp_cortical_bone": bone})
+    >>> medium, media = scene_media(scene)
+    >>> media, medium[:, 0, 0].tolist()
+    (('bone',), [0, 1])
+    """
+    tables = {code: materials()[name].attenuation_table for code, name in enumerate(MATERIAL_NAMES)}
+    present = [int(code) for code in np.unique(scene.labels) if tables.get(int(code)) not in (None, "water")]
+    if not present:
+        return None, ()
+    names = tuple(dict.fromkeys(tables[code] for code in present))
+    lookup = np.zeros(len(MATERIAL_NAMES), dtype=np.int64)
+    for code in present:
+        lookup[code] = names.index(tables[code]) + 1
+    return lookup[scene.labels], names
 
 
 def final_dose(scene: Scene, beams: BeamSet, weights, *, backend: str = "cpu", n_azimuth: int | None = None) -> np.ndarray:
@@ -330,7 +488,8 @@ def final_dose(scene: Scene, beams: BeamSet, weights, *, backend: str = "cpu", n
     Returns
     -------
     numpy.ndarray
-        Dose (Gy) of the scene's grid shape.
+        Dose (Gy) of the scene's grid shape. On the CPU each beam is computed only where its
+        energy goes (:mod:`kernels.irradiated_region`): the whole grid's dose to rounding.
     """
     twin("superposition", backend)  # a refused backend fails before any work
     model = load_beam_model()
@@ -339,6 +498,12 @@ def final_dose(scene: Scene, beams: BeamSet, weights, *, backend: str = "cpu", n
     total = np.zeros(grid.shape)
     density = np.asarray(scene.density_g_cc, dtype=np.float64)
     electron = np.asarray(scene.electron_density, dtype=np.float64)
+    medium, media = scene_media(scene)
+    # On the CPU the same dose, bit for bit, computed only where each beam's energy goes.
+    from kernels._dispatch import resolve_backend
+    from kernels.irradiated_region import dose_from_deposited, superposition_dose_in_region
+
+    region = resolve_backend(backend) == "cpu"
     for beam, w in zip(beams.beams, beams.split(weights)):
         if not np.any(w):
             continue
@@ -346,9 +511,16 @@ def final_dose(scene: Scene, beams: BeamSet, weights, *, backend: str = "cpu", n
             raise ValueError("beamlet weights must be finite and >= 0")
         fluence, origin, spacing = beam.fluence_map(w)
         axis, u, v = beam.frame
+        if region:  # total holds the deposited energy (MeV per unit fluence) until the end
+            superposition_dose_in_region(density, electron, np.asarray(grid.origin_mm), np.asarray(grid.spacing_mm),
+                                         beam.source_mm, axis, u, v, fluence, origin, spacing, model, n_azimuth=n_azimuth,
+                                         source_axis_distance_mm=beam.source_axis_distance_mm, deposited=total,
+                                         medium=medium, media=media)
+            continue
         dose, _, _ = superposition_dose(density, electron, np.asarray(grid.origin_mm), np.asarray(grid.spacing_mm),
                                         beam.source_mm, axis, u, v, fluence, origin, spacing, model,
                                         n_azimuth=n_azimuth, backend=backend,
-                                        source_axis_distance_mm=beam.source_axis_distance_mm)
+                                        source_axis_distance_mm=beam.source_axis_distance_mm,
+                                        medium=medium, media=media)
         total += dose * fluence_unit
-    return total
+    return dose_from_deposited(total, density, grid.spacing_mm) * fluence_unit if region else total

@@ -77,8 +77,9 @@ def test_every_input_changes_the_key(monkeypatch):
         if isinstance(value, np.ndarray):
             value = value.copy()
             value.flat[-1] = np.nextafter(value.flat[-1], np.inf)
-        elif isinstance(value, dict):
-            value = dict(value, fluence_per_cm2_for_1gy=value["fluence_per_cm2_for_1gy"] * (1 + 1e-12))
+        elif isinstance(value, dict):  # the calibration, the media tables: change the first entry
+            first = next(iter(value))
+            value = dict(value, **{first: np.asarray(value[first]) * (1 + 1e-12)})
         else:
             value = value + 1
         keys.add(pencil_kernel._table_key(replace(model, **{field.name: value}), *arguments))

@@ -91,3 +91,49 @@ def test_backend_selection_is_explicit():
             resolve_backend("cuda")
     with pytest.raises(ValueError, match="backend must be one of"):
         resolve_backend("tpu")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dense_copies_and_their_products_match_the_reference(rng, dtype):
+    from kernels.sparse_dose_cpu import column_curvature, dense_matvec, dense_rmatvec, dense_rows
+
+    matrix = skewed_csr(rng)
+    matrix.data = matrix.data.astype(dtype)
+    rows = np.sort(rng.choice(matrix.shape[0], 90, replace=False))
+    by_row = np.zeros((rows.size, matrix.shape[1]), dtype)
+    by_column = np.zeros((matrix.shape[1], rows.size), dtype)
+    dense_rows(matrix.indptr, matrix.indices, matrix.data, rows, by_row, by_column)
+    reference = matrix.toarray()[rows]
+    assert np.array_equal(by_row, reference) and np.array_equal(by_column, reference.T)
+
+    w, g = rng.uniform(0, 2, matrix.shape[1]), rng.normal(size=rows.size)
+    w[:7], g[:11] = 0.0, 0.0  # both products skip zeros
+    dose, back = np.full(rows.size, np.nan), np.full(matrix.shape[1], np.nan)
+    dense_matvec(by_column, w, dose)
+    dense_rmatvec(by_row, g, back)
+    assert np.allclose(dose, reference.astype(np.float64) @ w, rtol=1e-12, atol=1e-12)
+    assert np.allclose(back, reference.astype(np.float64).T @ g, rtol=1e-12, atol=1e-12)
+
+    c = rng.uniform(0, 3, rows.size)
+    curvature = np.zeros(matrix.shape[1])
+    column_curvature(matrix.indptr, matrix.indices, matrix.data, rows, c, curvature)
+    assert np.allclose(curvature, (reference.astype(np.float64) ** 2 * c[:, None]).sum(axis=0), rtol=1e-12)
+
+
+def test_separable_penalties_match_the_objective_terms(rng):
+    from kernels.sparse_dose_cpu import DEVIATION, OVERDOSE, UNDERDOSE, separable_penalties
+    from planner.radiotherapy.objectives import Overdose, SquaredDeviation, Underdose, total
+
+    dose = rng.uniform(0, 8, 50)
+    kinds = {Underdose: UNDERDOSE, Overdose: OVERDOSE, SquaredDeviation: DEVIATION}
+    terms = [kind(rows=rng.choice(50, 20, replace=False), weights=rng.uniform(0.1, 1, 20), dose_gy=level, priority=p)
+             for kind, level, p in ((Underdose, 5.0, 2.0), (Overdose, 3.0, 7.0), (SquaredDeviation, 4.0, 0.5),
+                                    (Underdose, 6.0, 1.0))]
+    gradient = np.full(50, np.nan)
+    value = separable_penalties(dose, np.concatenate([t.rows for t in terms]),
+                                np.concatenate([t.priority * t.weights for t in terms]),
+                                np.concatenate([np.full(20, t.dose_gy) for t in terms]),
+                                np.concatenate([np.full(20, kinds[type(t)], np.int8) for t in terms]), gradient)
+    expected_value, expected_gradient = total(terms, dose)
+    assert value == pytest.approx(expected_value, rel=1e-12)
+    assert np.allclose(gradient, expected_gradient, rtol=1e-12, atol=1e-12)

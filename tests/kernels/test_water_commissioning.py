@@ -133,3 +133,27 @@ def test_pencil_beam_engine_in_water_against_monte_carlo():
         (pen, edge), (pen_mc, edge_mc) = (penumbra_80_20(x_mc, dose[c - 1:c + 1, k, :].mean(axis=0)),
                                           penumbra_80_20(x_mc, reference[k, c - 1:c + 1, :].mean(axis=0)))
         assert abs(pen - pen_mc) <= 1.0 and abs(edge - edge_mc) <= 1.0
+
+
+@pytest.mark.slow
+def test_hardened_and_tilted_kernels_keep_the_absolute_dose():
+    """The complete kernel physics (kernels/data/beam_6mv.toml: ``kernel_hardening`` and
+    ``kernel_tilting``, both on as commissioned, see tests/kernels/test_bone_slab_mc.py): hardening
+    alone reads +1.8% at 10 cm (5 mm voxels, central 1 cm), because kernels along the beam axis
+    send the forward scatter of off-axis voxels towards it; with each kernel along its own ray
+    the absolute dose is the Monte Carlo's within 1% and the depth dose within 1.5%."""
+    from dataclasses import replace
+
+    mc = np.load(MC_PATH)
+    model = replace(load_beam_model(), kernel_hardening=True, kernel_tilting=True)
+    dose, z, _, _, _ = water_field(model, spacing_mm=5.0)
+    n = dose.shape[1] // 2
+    ours = dose[:, n - 1:n + 1, n - 1:n + 1].mean(axis=(1, 2))
+    c = mc["dose_sym_gy"].shape[1] // 2
+    reference = mc["dose_sym_gy"][:, c - 2:c + 2, c - 2:c + 2].astype(float).mean(axis=(1, 2)).reshape(-1, 2).mean(axis=1)
+    depth = z / 10
+    k = int(np.argmin(np.abs(depth - 10.25)))
+    assert ours[k] / reference[k] == pytest.approx(1.0, abs=0.01)
+    smooth = np.convolve(reference, np.ones(3) / 3, mode="same")
+    beyond = (depth > depth[np.argmax(reference)]) & (depth < 28.0)
+    assert np.abs(ours / ours.max() - smooth / smooth[np.argmax(reference)])[beyond].max() <= 0.015

@@ -94,3 +94,72 @@ def test_quick_reoptimisation_improves_on_the_warm_start(rng):
     assert quick.iterations <= 6 and quick.objective <= start
     with pytest.raises(ValueError, match="scale"):
         reoptimise(matrix, new_terms, base.weights, scale=0.0)
+
+
+class _Wrapped:
+    """Terms behind an object that is not a Term (it does not say which rows it reads), on
+    ``dose + offset``: the optimiser's all-rows path."""
+
+    def __init__(self, terms, offset=0.0):
+        self.terms, self.offset = terms, offset
+
+    def value_and_gradient(self, dose):
+        return total(self.terms, dose + self.offset)
+
+
+def _problem(rng, n_rows=120, n_columns=15, density=0.6):
+    matrix = sparse.random(n_rows, n_columns, density=density, random_state=np.random.RandomState(rng.integers(2**31)),
+                           format="csr", dtype=np.float32)
+    matrix.indices = matrix.indices.astype(np.int32)
+    rows = rng.permutation(n_rows)
+    terms = [SquaredDeviation(rows=rows[:40], weights=rng.uniform(0.5, 1, 40), dose_gy=2.0),
+             Underdose(rows=rows[:40], weights=rng.uniform(0.5, 1, 40), dose_gy=2.0, priority=10.0),
+             Overdose(rows=rows[40:60], weights=np.ones(20), dose_gy=0.8, priority=100.0),
+             MeanDose(rows=rows[60:80], weights=np.ones(20), dose_gy=0.5, priority=3.0)]
+    return matrix, terms  # rows[80:] are read by no term
+
+
+def test_every_path_reaches_the_same_optimum(rng, monkeypatch):
+    """The dense copy of the terms' rows, their CSR copy, the whole matrix (terms behind a
+    non-Term object) and a float64 matrix: one problem, one optimum."""
+    import planner.radiotherapy.optimise as module
+
+    matrix, terms = _problem(rng)
+    tight = dict(ftol=1e-14, gtol=1e-12, max_iterations=5000)
+    dense = optimise(matrix, terms, **tight)
+    monkeypatch.setattr(module, "DENSE_MIN_FILL", 2.0)  # never dense: the CSR kernels on the rows
+    on_csr = optimise(matrix, terms, **tight)
+    monkeypatch.undo()
+    whole = optimise(matrix, [_Wrapped(terms)], **tight)
+    wide = matrix.astype(np.float64)
+    in_float64 = optimise(wide, terms, **tight)
+    reference = total(terms, matrix @ dense.weights)[0]
+    assert dense.objective == pytest.approx(reference, rel=1e-9)
+    for other in (on_csr, whole, in_float64):
+        assert other.objective == pytest.approx(dense.objective, rel=1e-6, abs=1e-9)
+
+
+def test_a_dose_offset_is_added_before_the_terms(rng):
+    matrix, terms = _problem(rng)
+    offset = rng.uniform(-0.3, 0.3, matrix.shape[0])
+    tight = dict(ftol=1e-14, gtol=1e-12, max_iterations=5000)
+    shifted = optimise(matrix, terms, dose_offset=offset, **tight)
+    assert shifted.objective == pytest.approx(total(terms, matrix @ shifted.weights + offset)[0], rel=1e-9)
+    assert shifted.objective == pytest.approx(optimise(matrix, [_Wrapped(terms, offset)], **tight).objective,
+                                              rel=1e-6, abs=1e-9)
+    with pytest.raises(ValueError, match="dose_offset"):
+        optimise(matrix, terms, dose_offset=offset[:-1])
+    with pytest.raises(ValueError, match="rows must lie"):
+        optimise(matrix, [Underdose(rows=np.array([0, matrix.shape[0]]), weights=np.ones(2), dose_gy=1.0)])
+
+
+def test_the_window_rule_stops_a_stalled_run(rng, monkeypatch):
+    """Stopped by the window rule, the run says so and counts as converged."""
+    import planner.radiotherapy.optimise as module
+
+    matrix, terms = _problem(rng)
+    monkeypatch.setattr(module, "STALL_FACTOR", 1e12)  # any decrease over the window is 'too little'
+    result = optimise(matrix, terms)
+    assert result.converged and "last 10 iterations" in result.message
+    assert result.iterations == module.STALL_ITERATIONS + 1
+    assert result.objective == pytest.approx(total(terms, matrix @ result.weights)[0], rel=1e-9)

@@ -18,36 +18,32 @@ def _dense(indptr, indices, data, n_rows, n_columns):
     return out
 
 
-def test_influence_matches_the_cpu_twin_and_the_dense_reference(rng):
+@pytest.mark.parametrize("lateral_step", [1.5, 1.25])
+def test_influence_matches_the_cpu_twin_and_the_dense_reference(rng, lateral_step):
     from kernels import pencil_beam_cuda
+    from tests.kernels.test_pencil_beam import random_problem
 
-    table = rng.uniform(0, 1, (6, 9, 9))
-    depth_step, lateral_step, pitch = 2.5, 1.5, 5.0
-    grid_index = -np.ones((3, 4), np.int32)
-    grid_index.ravel()[rng.choice(12, 8, replace=False)] = np.arange(8, dtype=np.int32)
-    origin = np.array([-5.0, -7.5])
-    rows, cols = np.nonzero(grid_index >= 0)
-    beamlets = np.zeros((8, 2))
-    beamlets[grid_index[rows, cols]] = np.stack([origin[1] + cols * pitch, origin[0] + rows * pitch], axis=1)
     n = 30
-    a, b = rng.uniform(-15, 15, n), rng.uniform(-12, 12, n)
-    depth, scale = rng.uniform(-2, 20, n), rng.uniform(0.5, 2, n)
-    cutoff = 0.2
-    args = (a, b, depth, scale, grid_index, origin, pitch, table, depth_step, lateral_step, 4 * lateral_step, cutoff)
+    args, slow = random_problem(rng, n=n, lateral_step=lateral_step)
+    cutoff = args[-1]
     built = {}
     for name, module, options in (("cpu", pencil_beam_cpu, {}), ("cuda", pencil_beam_cuda, SMALL)):
-        counts = np.zeros(n, np.int64)
-        module.count_entries(*args, counts, **options)
-        indptr = np.concatenate([[0], np.cumsum(counts)])
+        # Two beams side by side in one matrix, as build_influence fills it.
+        counts = np.zeros((2, n), np.int64)
+        for number in range(2):
+            module.count_entries(*args, counts[number], **options)
+        indptr = np.concatenate([[0], np.cumsum(counts.sum(axis=0))])
         indices, data = np.empty(indptr[-1], np.int32), np.empty(indptr[-1], np.float32)
-        module.fill_entries(*args, indptr, indices, data, **options)
-        built[name] = _dense(indptr, indices, data, n, 8)
-    assert np.count_nonzero(built["cpu"]) > 20
+        starts = indptr[:-1].copy()
+        for number in range(2):
+            module.fill_entries(*args, starts, 8 * number, indices, data, **options)
+            starts += counts[number]
+        built[name] = _dense(indptr, indices, data, n, 16)
+    assert np.count_nonzero(built["cpu"]) > 40
     # float32 storage; an entry within rounding of the cut-off may be kept by one twin only.
     assert np.allclose(built["cuda"], built["cpu"], rtol=1e-6, atol=cutoff * (1 + 1e-6))
     assert np.mean(built["cuda"] == built["cpu"]) > 0.99
-    slow = naive.pencil_influence(a, b, depth, scale, beamlets, table, depth_step, lateral_step, cutoff)
-    assert np.allclose(built["cuda"], slow, rtol=1e-5, atol=1e-6)
+    assert np.allclose(built["cuda"], np.hstack([slow, slow]), rtol=1e-5, atol=1e-6)
 
 
 def test_collapsed_cone_matches_the_cpu_twin_and_direct_summation(rng):

@@ -21,15 +21,21 @@ I8_1, I4_1 = "int64[::1]", "int32[::1]"
 KERNELS = {
     "raytrace_cuda.path_integrals_kernel": f"void({F8_3}, {F8_1}, {F8_1}, {F8_2}, {F8_2}, {F8_1})",
     "raytrace_cuda.path_integrals_to_voxels_kernel": f"void({F8_3}, {F8_1}, {F8_1}, {F8_1}, {I8_1}, {F8_1})",
-    "terma_cuda.terma_kernel": f"void({F8_3}, {', '.join([F8_1] * 6)}, float64, {F8_2}, {', '.join([F8_1] * 5)}, int64, {F8_3})",
+    "raytrace_cuda.depths_and_upstream_densities_to_voxels_kernel":
+        f"void({F8_3}, {F8_1}, {F8_1}, {F8_1}, {I8_1}, float64, {F8_1}, {F8_1})",
+    "terma_cuda.terma_kernel":
+        f"void(float64[:, :, :, ::1], {', '.join([F8_1] * 6)}, float64, {F8_2}, {', '.join([F8_1] * 4)}, {F8_2}, {F8_2}, "
+        f"int64, {F8_3}, {F8_3}, boolean)",
     "pencil_beam_cuda.count_entries_kernel":
-        f"void({', '.join([F8_1] * 4)}, int32[:, ::1], {F8_1}, float64, {F8_3}, float64, float64, float64, float64, {I8_1})",
+        f"void({', '.join([F8_1] * 5)}, int32[:, ::1], {F8_1}, float64, {F8_3}, {F8_3}, {F8_3}, {F8_2}, float64, "
+        f"float64, float64, {I8_1})",
     "pencil_beam_cuda.fill_entries_kernel":
-        f"void({', '.join([F8_1] * 4)}, int32[:, ::1], {F8_1}, float64, {F8_3}, float64, float64, float64, float64, "
-        f"{I8_1}, {I4_1}, float32[::1])",
+        f"void({', '.join([F8_1] * 5)}, int32[:, ::1], {F8_1}, float64, {F8_3}, {F8_3}, {F8_3}, {F8_2}, float64, "
+        f"float64, float64, {I8_1}, int64, {I4_1}, float32[::1])",
     "superposition_cuda.one_direction_kernel":
-        f"void({F8_3}, {F8_3}, int64, int64, int64, int64, int64[:, ::1], int64, int64, int64, int64, float64, {F8_1}, "
-        f"{F8_1}, {F8_3})",
+        f"void(float64[:, :, :, ::1], uint8[:, :, ::1], {F8_3}, int64, int64, int64, int64, int64[:, ::1], int64, int64, "
+        f"int64, int64, float64, {F8_2}, {F8_1}, {F8_3})",
+    "superposition_cuda.releasing_kernel": "void(float64[:, :, :, ::1], uint8[:, :, ::1])",
     "sparse_dose_cuda.csr_matvec_kernel": f"void({I8_1}, {I4_1}, float32[::1], {F8_1}, {F8_1}, int64)",
     "sparse_dose_cuda.csr_rmatvec_kernel": f"void({I8_1}, {I4_1}, float32[::1], {F8_1}, {F8_1}, int64)",
     "sparse_dose_cuda.csr_rmatvec_global_kernel": f"void({I8_1}, {I4_1}, float32[::1], {F8_1}, {F8_1}, int64)",

@@ -63,8 +63,47 @@ def test_terma_matches_the_cpu_twin_and_the_reference(rng):
     assert np.allclose(gpu, naive.terma(*args), rtol=2e-3, atol=1e-6 * cpu.max())
 
 
+def test_terma_media_stack_matches_the_cpu_twin(rng):
+    """Two media, each attenuating with its own coefficients along its own path integral."""
+    from kernels import terma_cuda
+
+    shape = (3, 4, 5)
+    eta, origin, spacing = _grid(rng, shape)
+    second = rng.random(shape) < 0.4
+    scale = np.stack([np.where(second, 0.0, eta), np.where(second, rng.uniform(1.0, 2.0, shape), 0.0)])
+    source = np.array([-1000.0, rng.uniform(-3, 3), rng.uniform(-3, 3)])
+    axis, u, v = np.array([1.0, 0.0, 0.0]), np.array([0.0, 0.0, 1.0]), np.array([0.0, 1.0, 0.0])
+    fluence = rng.uniform(0.1, 1.0, (17, 18))  # covers the whole grid (-5..20 mm): every voxel is tested
+    energies, fractions, mu = rng.uniform(0.5, 6, 3), rng.dirichlet(np.ones(3)), rng.uniform(0.02, 0.08, (2, 3))
+    args = (scale, origin, spacing, source, axis, u, v, 1000.0, fluence, np.array([-21.0, -22.0]), np.array([2.5, 2.5]),
+            energies, fractions, mu, 1)
+    cpu, gpu = np.empty(shape), np.empty(shape)
+    terma_cpu.terma(*args, cpu)
+    terma_cuda.terma(*args, gpu, **SMALL)
+    assert np.count_nonzero(cpu) > 10
+    assert np.allclose(gpu, cpu, rtol=1e-9, atol=1e-12 * cpu.max())
+
+
 def test_terma_refuses_bad_subsamples():
     from kernels import terma_cuda
 
     with pytest.raises(ValueError, match="subsamples must be 1..8"):
         terma_cuda.terma(*([np.zeros(3)] * 14), 9, np.zeros(3))
+
+
+def test_depths_and_upstream_densities_match_the_cpu_twin(rng):
+    from kernels import raytrace_cuda
+
+    density, origin, spacing = _grid(rng, (4, 5, 6))
+    density[0] = 0.0  # a layer of vacuum on some paths
+    source = rng.uniform(-40, 40, 3)
+    voxels = rng.choice(density.size, 20, replace=False).astype(np.int64)
+    cpu = np.empty(20), np.empty(20)
+    gpu = np.empty(20), np.empty(20)
+    raytrace_cpu.depths_and_upstream_densities_to_voxels(density, origin, spacing, source, voxels, 4.0, *cpu)
+    raytrace_cuda.depths_and_upstream_densities_to_voxels(density, origin, spacing, source, voxels, 4.0, *gpu, **SMALL)
+    assert np.allclose(gpu[0], cpu[0], rtol=1e-9, atol=1e-12)
+    assert np.allclose(gpu[1], cpu[1], rtol=1e-9, atol=1e-12)
+    path = np.empty(20)
+    raytrace_cpu.path_integrals_to_voxels(density, origin, spacing, source, voxels, path)
+    assert np.allclose(gpu[0], path, rtol=1e-9, atol=1e-12)

@@ -74,7 +74,8 @@ def test_bad_launch_shapes_are_refused(rng):
 
 
 def _terms(rng, n_rows):
-    from planner.radiotherapy.objectives import DoseVolumeMax, DoseVolumeMin, MeanDose, Overdose, Underdose
+    from planner.radiotherapy.objectives import (DoseVolumeMax, DoseVolumeMin, MeanDose, Overdose, SquaredDeviation,
+                                                 Underdose)
 
     def rows(k):
         return rng.choice(n_rows, k, replace=False)
@@ -85,7 +86,8 @@ def _terms(rng, n_rows):
             DoseVolumeMin(rows=rows(15), weights=rng.uniform(0.1, 1, 15), dose_gy=5.0, priority=3.0,
                           volume_fraction=0.8),
             DoseVolumeMax(rows=rows(15), weights=rng.uniform(0.1, 1, 15), dose_gy=2.0, priority=4.0,
-                          volume_fraction=0.3)]
+                          volume_fraction=0.3),
+            SquaredDeviation(rows=rows(11), weights=rng.uniform(0.1, 1, 11), dose_gy=2.5, priority=1.5)]
 
 
 def test_device_objective_matches_the_host_objective(rng):
