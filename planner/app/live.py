@@ -23,7 +23,7 @@ from planner.clinical.strategies import TECHNIQUES
 from planner.radiotherapy.achievable import achievable_from
 from planner.radiotherapy.beams import arrangement_angles, make_beams, posterior_fan_angles
 from planner.radiotherapy.constraints import constraint_status, constraints_for, protocols
-from planner.radiotherapy.influence import build_influence
+from planner.radiotherapy.influence import build_influence, planning_kept_energy
 from planner.radiotherapy.metrics import metric, structure_dose
 from planner.radiotherapy.optimise import optimise
 from planner.radiotherapy.plan import (MAX_FRACTIONS, MAX_PRESCRIPTION_GY, Regimen, _optimisation_region,
@@ -263,7 +263,7 @@ class LiveSession(Session):
         organs = tuple(sorted(n for n in limited if targets.has(n)))
         self.influence = build_influence(targets, self.beams, target="ptv",
                                          roi=_optimisation_region(targets, organs=organs), report=lambda s: None,
-                                         backend=backend)
+                                         backend=backend, kept_energy=planning_kept_energy())
         self.gap_mm = 0.0
         self.weights = optimise(self.influence.matrix, self._terms(), backend=backend).weights
         self._last_rx = regimen.dose_gy

@@ -237,7 +237,7 @@ def run_bench(*, backends=("cpu",), grid_mm: float = 2.5, n_beams: int = 9, n_az
               slider_moves: int = 12, final_dose_rounds: int = 1, progress=None) -> dict:
     """Run the reference case on each backend; returns the JSON-ready result (host facts included)."""
     from planner.common.safety import DISCLAIMER
-    from planner.radiotherapy.influence import build_influence, final_dose
+    from planner.radiotherapy.influence import build_influence, final_dose, planning_kept_energy
     from planner.radiotherapy.optimise import optimise
     from planner.radiotherapy.plan import _make_terms, _point_limits, _term_rows
     from planner.radiotherapy.session import Session
@@ -277,7 +277,8 @@ def run_bench(*, backends=("cpu",), grid_mm: float = 2.5, n_beams: int = 9, n_az
         say(f"{backend}: sparse products")
         figures.update(_products(influence.matrix, backend, repeats, synchronise, stream))
         say(f"{backend}: optimisation to convergence")
-        plan = build_influence(scene, problem["plan_beams"], target="ptv", roi=problem["plan_region"], backend=backend)
+        plan = build_influence(scene, problem["plan_beams"], target="ptv", roi=problem["plan_region"], backend=backend,
+                               kept_energy=planning_kept_energy())  # the planners' matrix
         terms = _make_terms(_term_rows(plan, scene, _point_limits(problem["constraints"])), problem["regimen"])
         optimise(plan.matrix, terms, max_iterations=3, backend=backend)  # warm
         outcome = {}

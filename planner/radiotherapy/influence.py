@@ -33,7 +33,8 @@ from scenes.scene import Scene
 from .beams import BeamSet
 
 __all__ = ["kept_energy_of", "cutoff_for_kept_energy", "Influence", "InfluenceTooLarge", "build_influence", "final_dose", "dose_region", "influence_memory_bytes",
-           "fluence_per_unit_weight", "lateral_scaling", "electron_range_mm", "scene_media"]
+           "fluence_per_unit_weight", "lateral_scaling", "electron_range_mm", "scene_media",
+           "planning_kept_energy"]
 
 
 class InfluenceTooLarge(MemoryError):
@@ -289,6 +290,25 @@ def influence_memory_bytes(nnz: int, n_rows: int) -> int:
         Bytes: ``8 * nnz + 8 * (n_rows + 1)``.
     """
     return int(nnz) * 8 + (int(n_rows) + 1) * 8
+
+
+def planning_kept_energy() -> float:
+    """The fraction of each beamlet's energy the planners' matrices keep.
+
+    Returns
+    -------
+    float
+        objectives.toml [influence] ``kept_energy``, passed as ``kept_energy`` to
+        :func:`build_influence` by ``plan_scene``, ``plan_case`` and the slider sessions.
+
+    Examples
+    --------
+    >>> planning_kept_energy()
+    0.995
+    """
+    from .protocols import read_table
+
+    return float(read_table("objectives")["influence"]["kept_energy"])
 
 
 def build_influence(scene: Scene, beams: BeamSet, *, target: str = "gtv", roi: np.ndarray | None = None,

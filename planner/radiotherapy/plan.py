@@ -37,7 +37,7 @@ from .beams import arrangement_angles, make_beams
 from .constraints import check_constraints, constraints_for
 from .correction import correct, correction_settings, engine_agreement
 from .dose_to_water import check_dose_to, describe_dose_quantity, to_dose_quantity, water_to_medium_ratio
-from .influence import build_influence, final_dose
+from .influence import build_influence, final_dose, planning_kept_energy
 from .metrics import metric, structure_dose
 from .objectives import DoseVolumeMin, Overdose, Underdose
 from .optimise import optimise
@@ -387,7 +387,8 @@ def _shared_influence(scene, beams, roi, *, backend: str, report):
         report("influence matrix: reused (same scene, beams and rows)")
         _INFLUENCE_MEMO[key] = _INFLUENCE_MEMO.pop(key)  # most recently used last
         return _INFLUENCE_MEMO[key]
-    influence = build_influence(scene, beams, target="ptv", roi=roi, backend=backend, report=report)
+    influence = build_influence(scene, beams, target="ptv", roi=roi, backend=backend, report=report,
+                                kept_energy=planning_kept_energy())
     _INFLUENCE_MEMO[key] = influence
     while len(_INFLUENCE_MEMO) > _INFLUENCE_MEMO_SIZE:
         _INFLUENCE_MEMO.pop(next(iter(_INFLUENCE_MEMO)))

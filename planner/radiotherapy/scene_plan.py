@@ -27,7 +27,7 @@ from scipy import ndimage
 from scenes.scene import Scene
 
 from .beams import BeamSet, arrangement_angles, make_beams
-from .influence import Influence, build_influence, final_dose
+from .influence import Influence, build_influence, final_dose, planning_kept_energy
 from .metrics import metric, structure_dose
 from .correction import correct, correction_settings, engine_agreement
 from .dose_to_water import check_dose_to, describe_dose_quantity, to_dose_quantity, water_to_medium_ratio
@@ -312,7 +312,7 @@ def plan_scene(scene: Scene, *, target: str, prescription: Regimen, organs_at_ri
         raise ValueError("objectives: give at least one objective")
     tolerance = float(correction_settings()["tolerance"] if correction_tolerance is None else correction_tolerance)
     passes = int(correction_settings()["max_passes"] if max_corrections is None else max_corrections)
-    kept = float(settings["kept_energy"] if kept_energy is None else kept_energy)
+    kept = float(planning_kept_energy() if kept_energy is None else kept_energy)
     if not 0 < tolerance < 1:
         raise ValueError(f"correction_tolerance must be in (0, 1), got {tolerance}")
     if not 0 <= passes <= 20:

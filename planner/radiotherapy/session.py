@@ -19,7 +19,7 @@ from scenes.surgery import separation_surgery
 
 from .beams import arrangement_angles, make_beams
 from .constraints import constraints_for
-from .influence import build_influence
+from .influence import build_influence, planning_kept_energy
 from .optimise import optimise, reoptimise
 from .achievable import achievable_limits
 from .plan import (ACHIEVABLE_STRUCTURE, Regimen, _make_terms, _optimisation_region, _point_limits, _rows, _term_rows,
@@ -83,7 +83,7 @@ class Session:
         self.beams = make_beams(points, gantry_deg=arrangement_angles(arrangement), beamlet_mm=5.0)
         organs = tuple(sorted({c.structure for c in self.constraints if scene.has(c.structure)}))
         self.influence = build_influence(scene, self.beams, target="ptv", roi=_optimisation_region(scene, organs=organs),
-                                         report=lambda s: None, backend=backend)
+                                         report=lambda s: None, backend=backend, kept_energy=planning_kept_energy())
         self.gap_mm = 0.0
         result = optimise(self.influence.matrix, self._terms(), backend=backend)
         self.weights = result.weights
