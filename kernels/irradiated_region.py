@@ -1,4 +1,4 @@
-"""Superposition restricted to where a beam's energy goes: the same dose, bit for bit, less grid.
+"""Superposition restricted to where a beam's energy goes: the same dose (to rounding), less grid.
 
 The collapsed-cone transport of :mod:`kernels.superposition_cpu` sweeps every line of the
 whole grid for every cone direction, although energy is released only inside the beam's
@@ -24,7 +24,9 @@ moves the collapsed-cone ray pattern and changes the dose by 0.8-4 % of the maxi
 Nothing here changes the physics: the kernels called are the engine's own (``released_energy``
 and the cone transport of one direction), and :func:`superposition_dose_in_region` mirrors the
 engine's steps (kernel hardening and tilting, media), so a change there must be mirrored here: the tests
-compare both, bit for bit, for each of the engine's paths. Only the voxels visited change.
+compare both for each of the engine's paths (bit for bit on grids whose origin and spacing are
+binary fractions; otherwise the sub-box's voxel positions, rebuilt from its corner, differ in
+the last bits: 4e-16 of the maximum). Only the voxels visited change.
 """
 
 from __future__ import annotations

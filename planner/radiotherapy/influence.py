@@ -27,14 +27,14 @@ from kernels.beam_model import load_beam_model
 from kernels.engine import superposition_dose
 from kernels.pencil_beam_cpu import cumulative_table, kernel_envelopes, radial_envelope
 from kernels.pencil_kernel import BeamletTable, beamlet_table
-from scenes.materials import MATERIAL_NAMES, materials
+from scenes.materials import MATERIAL_NAMES, label_of, materials
 from scenes.scene import Scene
 
 from .beams import BeamSet
 
 __all__ = ["kept_energy_of", "cutoff_for_kept_energy", "Influence", "InfluenceTooLarge", "build_influence", "final_dose", "dose_region", "influence_memory_bytes",
            "fluence_per_unit_weight", "lateral_scaling", "electron_range_mm", "scene_media",
-           "planning_kept_energy"]
+           "planning_kept_energy", "walk_density"]
 
 
 class InfluenceTooLarge(MemoryError):
@@ -179,7 +179,9 @@ def lateral_scaling(scene: Scene, beam, voxels: np.ndarray, *, backend: str = "c
     It is the medium's own electron density in a uniform medium (water's in water), reaches
     lung's over range / eta after entering it (water's electrons cross the lung: the
     build-down) and water's over the range after leaving it (the build-up); the air a ray
-    crosses before the patient holds little mass and weighs little.
+    crosses before the patient is massless for this walk (:func:`walk_density`): the build-up
+    region's electrons come from the medium, not from the air (whose per-mass stretch would
+    otherwise grow with the air's length inside the grid).
 
     Parameters
     ----------
@@ -192,7 +194,7 @@ def lateral_scaling(scene: Scene, beam, voxels: np.ndarray, *, backend: str = "c
     backend : str, default "cpu"
         Kernel twins ('cpu' or 'cuda').
     electron : numpy.ndarray, optional
-        The scene's electron density as C-contiguous float64 (saves a copy per beam).
+        :func:`walk_density` of the scene, C-contiguous float64 (saves a copy per beam).
 
     Returns
     -------
@@ -202,11 +204,41 @@ def lateral_scaling(scene: Scene, beam, voxels: np.ndarray, *, backend: str = "c
     return _rays(scene, beam, voxels, backend, electron)[1]
 
 
+def walk_density(scene: Scene) -> np.ndarray:
+    """The relative electron density the pencil beam's ray walks read: the scene's, with the
+    voxels it labels air set to 0 (no medium).
+
+    The radiological depth loses the air's water-equivalent path (about 0.1 mm per 10 cm of
+    air); the lateral scaling stops counting air as a medium whose electrons reach the patient.
+
+    Parameters
+    ----------
+    scene : Scene
+        The scene (its electron density and material labels).
+
+    Returns
+    -------
+    numpy.ndarray
+        C-contiguous float64 of the grid's shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scenes.scene import scene_from_arrays
+    >>> density = np.ones((1, 1, 3)); density[0, 0, 0] = 0.0012  # air, then water
+    >>> walk_density(scene_from_arrays(density_g_cc=density, spacing_mm=(2, 2, 2)))[0, 0].round(3).tolist()
+    [0.0, 1.0, 1.0]
+    """
+    electron = np.array(scene.electron_density, dtype=np.float64, order="C")
+    electron[np.asarray(scene.labels) == label_of("air")] = 0.0
+    return electron
+
+
 def _rays(scene: Scene, beam, voxels: np.ndarray, backend: str = "cpu", electron=None):
     """Radiological depth (mm of water) and lateral scaling of each voxel: one walk per ray."""
     grid = scene.grid
     if electron is None:
-        electron = np.ascontiguousarray(scene.electron_density, dtype=np.float64)
+        electron = walk_density(scene)
     depth, eta = np.empty(len(voxels)), np.empty(len(voxels))
     twin("raytrace", backend).depths_and_upstream_densities_to_voxels(
         electron, np.asarray(grid.origin_mm, float), np.asarray(grid.spacing_mm, float), np.asarray(beam.source_mm, float),
@@ -368,7 +400,7 @@ def build_influence(scene: Scene, beams: BeamSet, *, target: str = "gtv", roi: n
     cutoff, kept, kernel, envelope = _kernel_facts(table, kept_energy, None if kept_energy is not None else cutoff)
     fluence = fluence_per_unit_weight()
     absolute_cutoff = cutoff * kernel.max() * fluence
-    electron = np.ascontiguousarray(scene.electron_density, dtype=np.float64)
+    electron = walk_density(scene)
     n_rows = len(voxels)
     per_beam = []
     counts = np.zeros((len(beams.beams), n_rows), np.int64)
@@ -519,7 +551,7 @@ def final_dose(scene: Scene, beams: BeamSet, weights, *, backend: str = "cpu", n
     density = np.asarray(scene.density_g_cc, dtype=np.float64)
     electron = np.asarray(scene.electron_density, dtype=np.float64)
     medium, media = scene_media(scene)
-    # On the CPU the same dose, bit for bit, computed only where each beam's energy goes.
+    # On the CPU the same dose (to rounding) computed only where each beam's energy goes.
     from kernels._dispatch import resolve_backend
     from kernels.irradiated_region import dose_from_deposited, superposition_dose_in_region
 

@@ -128,3 +128,19 @@ def test_upstream_density_matches_the_two_medium_formula():
     expected = range_mm / (x + (1 - rho) * x * np.log(range_mm / (rho * x)) + range_mm - rho * x)
     expected = np.where(rho * x >= range_mm, rho, expected)
     assert out == pytest.approx(expected, rel=1e-9)
+
+
+def test_air_in_the_grid_before_the_patient_does_not_stretch_the_build_up(rng):
+    """The air a beam crosses inside the grid is no medium for the lateral scaling: just below
+    the surface eta is water's whatever the air margin (with air counted, 5 cm of it took eta to
+    0.64 at 1.5 mm depth)."""
+    air_mm = rng.uniform(30.0, 100.0)
+    n_air, n_water = int(air_mm // SPACING_MM), 16
+    density = np.ones((5, n_air + n_water, 5))
+    density[:, :n_air] = material("air").density_g_cc
+    scene = scene_from_arrays(density_g_cc=density, spacing_mm=(SPACING_MM,) * 3,
+                              origin_mm=(-5.0, -n_air * SPACING_MM + SPACING_MM / 2, -5.0))
+    beams = open_field(10.0, entry_mm=(0.0, 0.0, 0.0), ssd_mm=1000.0)
+    rows = np.arange(scene.grid.size).reshape(scene.grid.shape)[2, n_air:, 2]
+    eta = lateral_scaling(scene, beams.beams[0], rows)
+    assert eta == pytest.approx(scene.electron_density[2, n_air, 2], rel=1e-9)
