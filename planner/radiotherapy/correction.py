@@ -2,10 +2,11 @@
 
 The optimiser plans on the pencil-beam matrix ``A`` (fast, approximate in bone and lung and
 short of each beamlet's far tails); the delivered dose is the collapsed-cone superposition's.
-After an optimisation the final engine's dose ``D(w)`` is computed, the difference on the
-matrix's rows ``c = D(w) - A w`` is held fixed, and the weights are re-optimised on
-``A w + c`` (Siebers et al. 2001's correction-based optimisation; Jeraj and Keall 2000's
-"optimisation convergence error"). A pass ends when both doses agree within a tolerance on
+After an optimisation the final engine's dose ``D(w)`` is computed and the weights are
+re-optimised on the corrected matrix dose ``r * (A w) + c``: on rows where ``D(w)`` lies within
+``max_ratio`` of ``A w`` the ratio ``r = D(w) / A w`` (so a beamlet turned down takes its
+correction with it), elsewhere the difference ``c = D(w) - A w`` (Siebers et al. 2001's
+correction-based optimisation; Jeraj and Keall 2000's "optimisation convergence error"). A pass ends when both doses agree within a tolerance on
 the metrics that decide a plan (the target's D95 and the organs' maxima).
 """
 
@@ -119,11 +120,13 @@ def correct(influence: Influence, terms, weights, *, final_of, agreement_of, tol
         raise ValueError(f"max_passes must be >= 0, got {max_passes}")
     say = progress or (lambda message: None)
     shape = tuple(influence.grid_shape)
-    offset = np.zeros(influence.matrix.shape[0])
+    matrix, rows = influence.matrix, influence.voxel_indices
+    corrected_matrix, offset = matrix, np.zeros(matrix.shape[0])
+    max_ratio = float(correction_settings()["max_ratio"])
     passes = 0
     while True:
-        seen = influence.dose_volume(weights).ravel()
-        seen[influence.voxel_indices] += offset
+        seen = np.zeros(int(np.prod(shape)))
+        seen[rows] = corrected_matrix @ weights + offset
         seen = seen.reshape(shape)
         final = final_of(weights)
         agreement = agreement_of(seen, final)
@@ -133,7 +136,20 @@ def correct(influence: Influence, terms, weights, *, final_of, agreement_of, tol
             return Corrected(weights, final, seen, agreement, passes, worst)
         passes += 1
         say(f"correction pass {passes}: the optimiser's dose and the final dose differ by {100 * worst:.1f}%")
-        offset = final.ravel()[influence.voxel_indices] - influence.matrix @ weights
+        corrected_matrix, offset = _corrected(matrix, final.ravel()[rows], weights, max_ratio)
         # The offset goes to the optimiser itself, so that it still sees which rows the terms use.
-        weights = optimise(influence.matrix, terms, dose_offset=offset, initial_weights=weights,
+        weights = optimise(corrected_matrix, terms, dose_offset=offset, initial_weights=weights,
                            max_iterations=max_iterations).weights
+
+
+def _corrected(matrix, final_rows, weights, max_ratio: float):
+    """The matrix with each row scaled by its ratio where ``final / (A w)`` lies in
+    [1 / max_ratio, max_ratio], and the additive correction of the other rows."""
+    pencil = matrix @ weights
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = final_rows / pencil
+    by_ratio = (pencil > 0) & (ratio >= 1 / max_ratio) & (ratio <= max_ratio)
+    row_scale = np.where(by_ratio, ratio, 1.0)
+    scaled = matrix.copy()
+    scaled.data *= np.repeat(row_scale, np.diff(matrix.indptr)).astype(scaled.data.dtype)
+    return scaled, np.where(by_ratio, 0.0, final_rows - pencil)

@@ -391,10 +391,12 @@ def plan_scene(scene: Scene, *, target: str, prescription: Regimen, organs_at_ri
     cover = metric(structure_dose(final, target_occupancy, voxel), "D95%")
     scale = prescription.dose_gy / cover if cover > 0 else 1.0
     organ_max = {name: metric(structure_dose(final, scene.structure(name).full(), voxel), "Dmax") for name in organs}
+    limited = False
     for name, limit in organs.items():
         if organ_max[name] * scale > limit:
-            scale = limit / organ_max[name]
-    coverage = min(1.0, scale * cover / prescription.dose_gy) if cover > 0 else 0.0
+            scale, limited = limit / organ_max[name], True
+    # Without a limit stopping it the target is at the prescription (not 1 - 1e-16 by rounding).
+    coverage = (min(1.0, scale * cover / prescription.dose_gy) if limited else 1.0) if cover > 0 else 0.0
     if coverage < 1.0:
         notes.append(f"an organ limit stops the target's D95% at {100 * coverage:.0f}% of the prescription")
     final, seen, weights = final * scale, seen * scale, weights * scale
