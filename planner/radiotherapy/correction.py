@@ -6,7 +6,9 @@ After an optimisation the final engine's dose ``D(w)`` is computed and the weigh
 re-optimised on the corrected matrix dose ``r * (A w) + c``: on rows where ``D(w)`` lies within
 ``max_ratio`` of ``A w`` the ratio ``r = D(w) / A w`` (so a beamlet turned down takes its
 correction with it), elsewhere the difference ``c = D(w) - A w`` (Siebers et al. 2001's
-correction-based optimisation; Jeraj and Keall 2000's "optimisation convergence error"). A pass ends when both doses agree within a tolerance on
+correction-based optimisation; Jeraj and Keall 2000's "optimisation convergence error").
+Each pass moves half-way to the re-optimised weights: the correction holds near the weights it
+was measured at, and the damped loop's fixed points are the undamped one's. A pass ends when both doses agree within a tolerance on
 the metrics that decide a plan (the target's D95 and the organs' maxima).
 """
 
