@@ -44,7 +44,7 @@ from scipy import ndimage
 from ._dispatch import resolve_backend, twin
 from .beam_model import MEV_PER_G_TO_GY, BeamModel
 
-__all__ = ["released_energy", "superposition_dose", "blurred_fluence", "square_field", "attenuation_media", "ray_tilt",
+__all__ = ["released_energy", "superposition_dose", "blurred_fluence", "square_field", "attenuation_media", "ray_tilt", "dose_from_deposited",
            "cone_sources"]
 
 
@@ -209,7 +209,12 @@ def superposition_dose(density, electron_density, origin_mm, spacing_mm, source_
         deposited = cone(cone_sources(released, absorbed, tilt), eta, spacing_mm, directions, amplitudes, rates)
     if on_device and not isinstance(released, np.ndarray):
         released = released.copy_to_host()
+    return dose_from_deposited(deposited, density, spacing_mm), released, deposited
+
+
+def dose_from_deposited(deposited_mev, density, spacing_mm):
+    """Dose (Gy) from deposited energy (MeV per voxel): over each voxel's mass, 0 where massless
+    (dose to the local medium)."""
     mass_g = np.asarray(density, dtype=np.float64) * (np.prod(spacing_mm) / 1000.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        dose = np.where(mass_g > 0, deposited / mass_g, 0.0) * MEV_PER_G_TO_GY
-    return dose, released, deposited
+        return np.where(mass_g > 0, deposited_mev / mass_g, 0.0) * MEV_PER_G_TO_GY

@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .beam_model import MEV_PER_G_TO_GY, BeamModel
-from .engine import blurred_fluence, cone_sources, ray_tilt, released_energy
+from .beam_model import BeamModel
+from .engine import blurred_fluence, cone_sources, dose_from_deposited, ray_tilt, released_energy
 from .superposition_cpu import _one_direction, active_components, line_offsets, releasing_voxels, source_stack
 
 __all__ = ["field_box", "support_box", "anchored_offsets", "downstream_box", "collapsed_cone_downstream",
@@ -227,11 +227,3 @@ def superposition_dose_in_region(density, electron_density, origin_mm, spacing_m
     return dose_from_deposited(out, density, spacing), out
 
 
-def dose_from_deposited(deposited_mev, density, spacing_mm):
-    """Dose (Gy) from deposited energy (MeV per voxel): over each voxel's mass, 0 where massless.
-
-    As :func:`kernels.engine.superposition_dose` converts it (dose to the local medium).
-    """
-    mass_g = np.asarray(density, dtype=np.float64) * (np.prod(spacing_mm) / 1000.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(mass_g > 0, deposited_mev / mass_g, 0.0) * MEV_PER_G_TO_GY

@@ -162,6 +162,20 @@ def cumulative_table(narrow: np.ndarray) -> np.ndarray:
 
 
 @njit(**CPU)
+def _trilinear(array, d0, v0, u0, wd, wv, wu):
+    """Trilinear interpolation in the cell whose low corner is (d0, v0, u0)."""
+    total = 0.0
+    for dd in range(2):
+        w_d = wd if dd else 1.0 - wd
+        for vv in range(2):
+            w_v = wv if vv else 1.0 - wv
+            for uu in range(2):
+                w_u = wu if uu else 1.0 - wu
+                total += w_d * w_v * w_u * array[d0 + dd, v0 + vv, u0 + uu]
+    return total
+
+
+@njit(**CPU)
 def table_lookup(table, depth_step_mm, lateral_step_mm, depth_mm, dv_mm, du_mm):
     """Linear in depth, bilinear laterally; 0 outside the table's lateral extent."""
     n_depth, n_v, n_u = table.shape
@@ -181,15 +195,7 @@ def table_lookup(table, depth_step_mm, lateral_step_mm, depth_mm, dv_mm, du_mm):
     v0 = min(int(fv), n_v - 2)
     u0 = min(int(fu), n_u - 2)
     wd, wv, wu = fd - d0, fv - v0, fu - u0
-    total = 0.0
-    for dd in range(2):
-        w_d = wd if dd else 1.0 - wd
-        for vv in range(2):
-            w_v = wv if vv else 1.0 - wv
-            for uu in range(2):
-                w_u = wu if uu else 1.0 - wu
-                total += w_d * w_v * w_u * table[d0 + dd, v0 + vv, u0 + uu]
-    return total
+    return _trilinear(table, d0, v0, u0, wd, wv, wu)
 
 
 @njit(**CPU)
@@ -217,15 +223,7 @@ def _cumulative_at(cumulative, d0, wd, lateral_step_mm, v_mm, u_mm):
     v0 = min(int(fv), n_v - 1)
     u0 = min(int(fu), n_u - 1)
     wv, wu = fv - v0, fu - u0
-    total = 0.0
-    for dd in range(2):
-        w_d = wd if dd else 1.0 - wd
-        for vv in range(2):
-            w_v = wv if vv else 1.0 - wv
-            for uu in range(2):
-                w_u = wu if uu else 1.0 - wu
-                total += w_d * w_v * w_u * cumulative[d0 + dd, v0 + vv, u0 + uu]
-    return total
+    return _trilinear(cumulative, d0, v0, u0, wd, wv, wu)
 
 
 @njit(**CPU)
