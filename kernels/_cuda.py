@@ -10,10 +10,12 @@ several blocks run.
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 from numba import cuda
 
-__all__ = ["as_device", "to_host", "blocks_for", "is_device", "CUDA"]
+__all__ = ["as_device", "to_host", "blocks_for", "is_device", "CUDA", "device_functions"]
 
 #: Options of every CUDA kernel: no fastmath (results are compared to the CPU twins and the
 #: NumPy references; fast exp/division would widen the tolerance for no measured need).
@@ -55,3 +57,40 @@ def blocks_for(n_items: int, threads_per_block: int, max_blocks: int | None) -> 
             raise ValueError(f"max_blocks must be >= 1, got {max_blocks}")
         blocks = min(blocks, int(max_blocks))
     return blocks
+
+
+def device_functions(*cpu_functions) -> types.SimpleNamespace:
+    """The CPU twin's per-element functions compiled again as CUDA device functions.
+
+    Each is the ``@njit`` function's own Python source (``py_func``), written once for both
+    twins: scalars and ``math`` only, no NumPy calls, no arrays made (a device function cannot
+    allocate). Where one calls another of them by its global name, the device version calls
+    the other's device version: each is compiled with a copy of their module's globals in
+    which those names are the device functions. All must come from one module.
+
+    Parameters
+    ----------
+    cpu_functions : numba dispatchers
+        ``@njit`` functions of one ``<algo>_cpu.py`` module, with every function of that
+        module they call.
+
+    Returns
+    -------
+    types.SimpleNamespace
+        The device functions, by their CPU names.
+    """
+    plain = [function.py_func for function in cpu_functions]
+    modules = sorted({function.__module__ for function in plain})
+    if len(modules) != 1:
+        raise ValueError(f"cpu_functions must all come from one module, got {modules}")
+    module_globals = plain[0].__globals__
+    namespace = dict(module_globals)
+    compiled = {}
+    for function in plain:
+        copy = types.FunctionType(function.__code__, namespace, function.__name__, function.__defaults__,
+                                  function.__closure__)
+        copy.__qualname__, copy.__doc__ = function.__qualname__, function.__doc__
+        compiled[function.__name__] = cuda.jit(device=True, **CUDA)(copy)
+    # Compilation is lazy (at the first kernel that calls them): by then the names are bound.
+    namespace.update(compiled)
+    return types.SimpleNamespace(**compiled)

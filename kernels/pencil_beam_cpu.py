@@ -44,9 +44,16 @@ beamlets when the pitch is a whole number of table samples (the table lookup's p
 the same values). ``fill_entries`` writes one beam's entries of row
 ``r`` from ``starts[r]`` on, its columns shifted by ``column_offset``: the beams of a set
 fill one shared CSR matrix directly.
+
+The per-voxel functions (:func:`table_lookup` through ``_voxel_entries``) take scalars and
+arrays made by their callers and call ``math``, never NumPy: the CUDA twin
+(:mod:`kernels.pencil_beam_cuda`) compiles these same functions as its device functions,
+so both twins run one body per voxel.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numba import njit
@@ -286,7 +293,7 @@ def footprint_mm(envelope, narrow_envelope, depth_step_mm, lateral_step_mm, dept
 def _lateral_start(offset_mm, lateral_step_mm, n):
     """Integer sample and weight of a lateral offset (the table's bilinear split)."""
     f = offset_mm / lateral_step_mm + (n - 1) / 2.0
-    i = int(np.floor(f))
+    i = int(math.floor(f))
     return i, f - i
 
 
@@ -358,10 +365,10 @@ def _voxel_entries(a, b, depth, scale, eta, grid_index, grid_origin, pitch, tabl
     n_rows, n_cols = grid_index.shape
     n_depth, n_v, n_u = table.shape
     reach = footprint_mm(envelope, narrow_envelope, depth_step, lateral_step, depth, scale, eta, cutoff, pitch)
-    c0 = max(int(np.floor((a - reach - grid_origin[1]) / pitch)), 0)
-    c1 = min(int(np.ceil((a + reach - grid_origin[1]) / pitch)), n_cols - 1)
-    r0 = max(int(np.floor((b - reach - grid_origin[0]) / pitch)), 0)
-    r1 = min(int(np.ceil((b + reach - grid_origin[0]) / pitch)), n_rows - 1)
+    c0 = max(int(math.floor((a - reach - grid_origin[1]) / pitch)), 0)
+    c1 = min(int(math.ceil((a + reach - grid_origin[1]) / pitch)), n_cols - 1)
+    r0 = max(int(math.floor((b - reach - grid_origin[0]) / pitch)), 0)
+    r1 = min(int(math.ceil((b + reach - grid_origin[0]) / pitch)), n_rows - 1)
     reach2 = reach * reach
     water = eta >= 1.0
     threshold = cutoff if water else cutoff * eta * eta
