@@ -31,7 +31,8 @@ from importlib import resources
 
 import numpy as np
 
-__all__ = ["BeamModel", "load_beam_model", "read_csv_table", "MEV_PER_G_TO_GY", "cone_directions", "TABULATED_MEDIA"]
+__all__ = ["BeamModel", "load_beam_model", "read_csv_table", "MEV_PER_G_TO_GY", "cone_directions", "TABULATED_MEDIA",
+           "on_shared_rates"]
 
 #: Media with their own attenuation table: name -> column prefix in attenuation_egsnrc_521icru.csv
 #: (EGSnrc 521icru media H2O521ICRU, ICRPBONE521ICRU, LUNG521ICRU; compositions in its header).
@@ -93,10 +94,31 @@ class BeamModel:
         energy, and rates: a voxel releasing T (MeV) of which L is absorbed locally (mu_en/mu)
         sends L / p0 through the primary kernel and (T - L) / (1 - p0) through the scatter
         kernel (whole minus primary), p0 = :attr:`primary_share`. Where L = p0 T (the kernel's own
-        spectrum in water) this is the whole kernel."""
+        spectrum in water) this is the whole kernel.
+
+        Parameters
+        ----------
+        axis_zyx : array_like of float, shape (3,)
+            The photons' direction (z, y, x), any length (normalised here).
+        n_azimuth : int, optional
+            Azimuths per zenith bin, >= 3 (ValueError otherwise); default :attr:`n_azimuth`.
+
+        Returns
+        -------
+        directions : numpy.ndarray of float64, shape (n_dir, 3)
+            Unit cone axes, ``n_dir = n_zenith * n_azimuth`` (:func:`cone_directions`).
+        released : numpy.ndarray of float64, shape (n_dir, K)
+            Energy fraction per cone and component per MeV released (the scatter kernel over
+            1 - p0, on the rates shared with the primary part).
+        absorbed : numpy.ndarray of float64, shape (n_dir, K)
+            The same per MeV absorbed locally (primary / p0 minus the released table).
+        rates : numpy.ndarray of float64, shape (n_dir, K)
+            Attenuation rate of each component in water (1/cm); padding components have
+            amplitude 0 and rate 1 (:func:`on_shared_rates`).
+        """
         p0 = self.primary_share
-        whole, primary, rates = _on_shared_rates(self.kernel_amplitudes, self.kernel_rates_per_cm,
-                                                 self.kernel_primary_amplitudes, self.kernel_primary_rates_per_cm)
+        (whole, primary), rates = on_shared_rates([(self.kernel_amplitudes, self.kernel_rates_per_cm),
+                                                   (self.kernel_primary_amplitudes, self.kernel_primary_rates_per_cm)])
         scatter = (whole - primary) / (1 - p0)
         local = primary / p0 - scatter
         directions, released, cone_rates = cone_directions(axis_zyx, self.zenith_edges_deg, scatter, rates,
@@ -118,8 +140,35 @@ class BeamModel:
         (with hardening also the locally absorbed ones, mixed as in
         :meth:`hardening_directions`) ride the cones with these amplitudes; over the azimuths
         they cancel, so tilting moves energy between cones and creates none.
-        Returns ``(directions, [(amplitudes_u, amplitudes_v) per source], rates)``, the sources
-        being (released,) or, with hardening, (released, locally absorbed).
+
+        Parameters
+        ----------
+        axis_zyx : array_like of float, shape (3,)
+            The beam's axis (z, y, x), any length (normalised here).
+        u_zyx, v_zyx : array_like of float, shape (3,)
+            The beam's lateral unit axes (z, y, x).
+        n_azimuth : int, optional
+            Azimuths per zenith bin, >= 3 (ValueError otherwise); default :attr:`n_azimuth`.
+        hardening : bool, optional
+            Whether the sources are (released, locally absorbed) rather than (released,);
+            default :attr:`kernel_hardening`.
+
+        Returns
+        -------
+        directions : numpy.ndarray of float64, shape (n_dir, 3)
+            Unit cone axes, the same as :meth:`directions` gives.
+        amplitudes : list of (numpy.ndarray, numpy.ndarray)
+            Per source (released, and with hardening locally absorbed), the pair of (n_dir,
+            K'') energy fractions per cone and component for the sources times t_u and times
+            t_v (per MeV times the dimensionless ray component); each sums to zero over the
+            azimuths of a zenith bin.
+        rates : numpy.ndarray of float64, shape (n_dir, K'')
+            :attr:`kernel_tilt_rates_per_cm` for every cone (1/cm).
+
+        Raises
+        ------
+        ValueError
+            If the kernel has no tilt amplitudes (commissioned before tilting).
         """
         hardening = self.kernel_hardening if hardening is None else hardening
         if self.kernel_tilt_amplitudes is None:
@@ -155,8 +204,33 @@ class BeamModel:
         lateral component t_u, then each times t_v (:meth:`tilt_directions`, ``u``/``v`` the
         beam's lateral axes). ``n_base`` counts the first two kinds (1 or 2). Each direction's
         rates are the union of those its tables use (the transport is linear in its source, so
-        tables on the same rate add): one pass gives the sum of one pass per table. Components
-        no table uses are padding (amplitude 0, rate 1)."""
+        tables on the same rate add, :func:`on_shared_rates`): one pass gives the sum of one pass
+        per table. Components no table uses are padding (amplitude 0, rate 1).
+
+        Parameters
+        ----------
+        axis_zyx : array_like of float, shape (3,)
+            The beam's axis (z, y, x), any length (normalised here).
+        u_zyx, v_zyx : array_like of float, shape (3,), optional
+            The beam's lateral unit axes (z, y, x); required with tilting (ValueError).
+        n_azimuth : int, optional
+            Azimuths per zenith bin, >= 3 (ValueError otherwise); default :attr:`n_azimuth`.
+        hardening, tilting : bool, optional
+            Override :attr:`kernel_hardening` and :attr:`kernel_tilting`.
+
+        Returns
+        -------
+        directions : numpy.ndarray of float64, shape (n_dir, 3)
+            Unit cone axes, ``n_dir = n_zenith * n_azimuth``.
+        amplitudes : numpy.ndarray of float64, shape (n_dir, n_sources, K)
+            Energy fraction per cone, source and component (per MeV of the source;
+            ``n_sources = n_base`` without tilting, ``3 * n_base`` with it), in the order of
+            :func:`kernels.engine.cone_sources`.
+        rates : numpy.ndarray of float64, shape (n_dir, K)
+            Attenuation rate of each component in water (1/cm), shared by every source.
+        n_base : int
+            1, or 2 with hardening.
+        """
         hardening = self.kernel_hardening if hardening is None else hardening
         tilting = self.kernel_tilting if tilting is None else tilting
         if hardening:
@@ -174,16 +248,8 @@ class BeamModel:
             if not np.array_equal(tilt_cones, directions):  # one pass: the same cones, or nothing to fuse
                 raise ValueError("the tilt's cone directions differ from the kernel's")
             tables += [(tilted[b][k], tilt_rates) for k in range(2) for b in range(n_base)]
-        n_dir = len(directions)
-        used = [np.unique(np.concatenate([r[m][a[m] != 0] for a, r in tables])) for m in range(n_dir)]
-        width = max(1, max(len(shared) for shared in used))
-        amplitudes, out_rates = np.zeros((n_dir, len(tables), width)), np.ones((n_dir, width))
-        for m, shared in enumerate(used):
-            out_rates[m, :len(shared)] = shared
-            for s, (a, r) in enumerate(tables):
-                for value, rate in zip(a[m], r[m]):
-                    if value != 0:
-                        amplitudes[m, s, int(np.searchsorted(shared, rate))] += value
+        per_table, out_rates = on_shared_rates(tables)
+        amplitudes = np.stack(per_table, axis=1)
         return directions, amplitudes, out_rates, n_base
 
     @property
@@ -219,21 +285,60 @@ def cone_directions(axis_zyx, zenith_edges_deg, amplitudes, rates, n_azimuth):
     return np.array(directions), np.array(amps), np.array(rats)
 
 
-def _on_shared_rates(amplitudes, rates, other_amplitudes, other_rates):
-    """Two exponential fits (n_zenith, K) and (n_zenith, K') on the union of their rates per
-    zenith bin (zero amplitude where a fit does not use a rate; padding rate 1)."""
-    n_zenith = amplitudes.shape[0]
-    union = [np.unique(np.concatenate([rates[m][amplitudes[m] != 0], other_rates[m][other_amplitudes[m] != 0]]))
-             for m in range(n_zenith)]
-    width = max(len(u) for u in union)
-    out_a, out_b, out_rates = np.zeros((n_zenith, width)), np.zeros((n_zenith, width)), np.ones((n_zenith, width))
+def on_shared_rates(tables):
+    """Several sums of exponentials, row by row, on the union of the rates they use.
+
+    The collapsed-cone transport is linear in its source and each exponential component is
+    transported on its own, so tables on the same rate add: one table on the union of the
+    rates carries them all. Used for the kernel and its primary part
+    (:meth:`BeamModel.hardening_directions`), for every source of one cone pass
+    (:meth:`BeamModel.transport_directions`) and for the commissioning fits on the rate
+    ladder (:mod:`kernels.commission`).
+
+    Parameters
+    ----------
+    tables : sequence of (amplitudes, rates)
+        Each ``amplitudes`` (n_rows, K_i) (energy fraction per component; a row is a zenith
+        bin or a cone direction) with its ``rates`` (n_rows, K_i) in 1/cm, or (K_i,) when
+        every row uses the same rates. Components of zero amplitude are ignored, whatever
+        their rate.
+
+    Returns
+    -------
+    amplitudes : list of numpy.ndarray of float64, each (n_rows, width)
+        Each table on the shared rates of its row, in the order given (zero where a table
+        does not use a rate; amplitudes of one table on the same rate add).
+    rates : numpy.ndarray of float64, shape (n_rows, width)
+        Per row, the sorted union of the rates with a non-zero amplitude in any table, padded
+        with rate 1 (amplitude 0 in every table) to ``width``, the longest union (at least 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> (a, b), rates = on_shared_rates([(np.array([[0.2, 0.3]]), np.array([[1.5, 4.0]])),
+    ...                                  (np.array([[0.1, 0.0]]), np.array([[0.5, 9.0]]))])
+    >>> rates.tolist(), a.tolist(), b.tolist()
+    ([[0.5, 1.5, 4.0]], [[0.0, 0.2, 0.3]], [[0.1, 0.0, 0.0]])
+    """
+    tables = [(np.asarray(a, dtype=np.float64), np.broadcast_to(np.asarray(r, dtype=np.float64), np.shape(a)))
+              for a, r in tables]
+    n_rows = tables[0][0].shape[0]
+    union = [np.unique(np.concatenate([r[m][a[m] != 0] for a, r in tables])) for m in range(n_rows)]
+    width = max(1, max(len(shared) for shared in union))
+    out = [np.zeros((n_rows, width)) for _ in tables]
+    out_rates = np.ones((n_rows, width))
     for m, shared in enumerate(union):
         out_rates[m, :len(shared)] = shared
-        for source_a, source_r, target in ((amplitudes, rates, out_a), (other_amplitudes, other_rates, out_b)):
-            for a, r in zip(source_a[m], source_r[m]):
-                if a != 0:
-                    target[m, int(np.searchsorted(shared, r))] += a
-    return out_a, out_b, out_rates
+        for (a, r), target in zip(tables, out):
+            for value, rate in zip(a[m], r[m]):
+                if value != 0:
+                    target[m, int(np.searchsorted(shared, rate))] += value
+    return out, out_rates
+
+
+def _beam_config_text() -> str:
+    """The text of ``kernels/data/beam_6mv.toml`` (one place, so that tests can replace it)."""
+    return resources.files("kernels.data").joinpath("beam_6mv.toml").read_text(encoding="utf-8")
 
 
 @lru_cache(maxsize=1)
@@ -248,24 +353,31 @@ def load_beam_model() -> BeamModel:
         return np.exp(np.interp(np.log(energies), np.log(table["energy_MeV"]), np.log(table[column])))
 
     kernel = np.load(str(resources.files("kernels.data").joinpath("collapsed_cone_kernel.npz")))
-    config = tomllib.loads(resources.files("kernels.data").joinpath("beam_6mv.toml").read_text(encoding="utf-8"))
-    beam = config["beam"]
+    config = tomllib.loads(_beam_config_text())
+    beam = config.get("beam", {})
+
+    def setting(key):  # every [beam] setting is required: a missing one is an error, not a silent default
+        if not isinstance(beam.get(key), dict) or "value" not in beam[key]:
+            raise ValueError(f"kernels/data/beam_6mv.toml: [beam] {key} is missing (every [beam] setting is required, "
+                             f"as {key} = {{ value = ..., source = ..., note = ... }})")
+        return beam[key]["value"]
+
     return BeamModel(
         energies_mev=energies, photon_fractions=fractions,
         mu_water_cm2_g=loglog("water_mu_rho_nocoh"), mu_en_water_cm2_g=loglog("water_mu_en_rho"),
         zenith_edges_deg=kernel["zenith_edges_deg"], kernel_amplitudes=kernel["amplitudes"],
         kernel_rates_per_cm=kernel["rates_per_cm"],
-        source_axis_distance_mm=float(beam["source_axis_distance_mm"]["value"]),
-        focal_spot_sigma_mm=float(beam["focal_spot_sigma_mm"]["value"]),
-        collimator_transmission=float(beam["collimator_transmission"]["value"]),
-        n_azimuth=int(beam["n_azimuth"]["value"]),
+        source_axis_distance_mm=float(setting("source_axis_distance_mm")),
+        focal_spot_sigma_mm=float(setting("focal_spot_sigma_mm")),
+        collimator_transmission=float(setting("collimator_transmission")),
+        n_azimuth=int(setting("n_azimuth")),
         calibration=dict(config.get("calibration", {})),
         media_mu_cm2_g={name: loglog(f"{prefix}_mu_rho_nocoh") for name, prefix in TABULATED_MEDIA.items()},
         media_absorbed_fraction={name: loglog(f"{prefix}_mu_en_rho") / loglog(f"{prefix}_mu_rho_nocoh")
                                  for name, prefix in TABULATED_MEDIA.items()},
         kernel_primary_amplitudes=kernel["primary_amplitudes"], kernel_primary_rates_per_cm=kernel["primary_rates_per_cm"],
-        kernel_hardening=bool(beam["kernel_hardening"]["value"]),
-        kernel_tilting=bool(beam.get("kernel_tilting", {"value": False})["value"]),
+        kernel_hardening=bool(setting("kernel_hardening")),
+        kernel_tilting=bool(setting("kernel_tilting")),
         kernel_tilt_amplitudes=kernel["tilt_amplitudes"] if "tilt_amplitudes" in kernel else None,
         kernel_primary_tilt_amplitudes=kernel["primary_tilt_amplitudes"] if "primary_tilt_amplitudes" in kernel else None,
         kernel_tilt_rates_per_cm=kernel["tilt_rates_per_cm"] if "tilt_rates_per_cm" in kernel else None,

@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import nnls
 
+from .beam_model import on_shared_rates
+
 __all__ = ["fit_kernel", "water_field", "penumbra_80_20", "main", "ZENITH_EDGES_DEG", "RATE_LADDER_PER_CM"]
 
 ZENITH_EDGES_DEG = np.array([0, 7.5, 15, 22.5, 30, 45, 60, 75, 90, 112.5, 135, 157.5, 180.0])
@@ -59,20 +61,6 @@ def _fit_full_ladder(kernel, edk, zenith_edges_deg, rates):
     return np.array(amplitudes), worst
 
 
-def _on_shared_rates(fits, rates):
-    """Keep, per zenith bin, the rates any of ``fits`` (each (n_zenith, n_ladder)) uses."""
-    n_zenith = fits[0].shape[0]
-    keep = [np.flatnonzero(np.any([f[m] > 0 for f in fits], axis=0)) for m in range(n_zenith)]
-    width = max(len(k) for k in keep)
-    out = [np.zeros((n_zenith, width)) for _ in fits]
-    fitted_rates = np.ones((n_zenith, width))
-    for m, columns in enumerate(keep):
-        for f, o in zip(fits, out):
-            o[m, :len(columns)] = f[m, columns]
-        fitted_rates[m, :len(columns)] = rates[columns]
-    return out, fitted_rates
-
-
 def fit_kernel(edk: dict, zenith_edges_deg=ZENITH_EDGES_DEG, rates=RATE_LADDER_PER_CM):
     """Exponential fits of the cumulative kernel per zenith bin.
 
@@ -80,7 +68,7 @@ def fit_kernel(edk: dict, zenith_edges_deg=ZENITH_EDGES_DEG, rates=RATE_LADDER_P
     C(r) as a fraction of the whole kernel.
     """
     amplitudes, worst = _fit_full_ladder(np.asarray(edk["total"]), edk, zenith_edges_deg, rates)
-    (amplitudes,), fitted_rates = _on_shared_rates([amplitudes], rates)
+    (amplitudes,), fitted_rates = on_shared_rates([(amplitudes, rates)])  # the ladder's rates this fit uses
     return amplitudes, fitted_rates, worst
 
 

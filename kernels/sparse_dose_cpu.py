@@ -206,8 +206,27 @@ DEVIATION = 2
 
 @njit(**CPU)
 def dense_rows(indptr, indices, data, rows, by_row, by_column):
-    """Copy the CSR rows ``rows`` into ``by_row[i, column]`` and ``by_column[column, i]`` (both
-    zeroed by the caller; repeated entries of a non-canonical CSR row are added)."""
+    """Copy chosen CSR rows of A into a row-major and a column-major dense array.
+
+    Parameters
+    ----------
+    indptr, indices : numpy.ndarray of int
+        The CSR structure of A (n_rows + 1,) and (nnz,).
+    data : numpy.ndarray of float32 or float64, shape (nnz,)
+        A's entries (e.g. Gy per unit beamlet weight).
+    rows : numpy.ndarray of int, shape (n_chosen,)
+        The rows to copy, each in 0..n_rows-1; copy i holds row ``rows[i]``.
+    by_row : numpy.ndarray, shape (n_chosen, n_columns)
+        Zeroed by the caller; receives ``by_row[i, column] = A[rows[i], column]``.
+    by_column : numpy.ndarray, shape (n_columns, n_chosen)
+        Zeroed by the caller; receives the transpose, ``by_column[column, i]``.
+
+    Returns
+    -------
+    None
+        Both arrays are filled in place; repeated entries of a non-canonical CSR row are
+        added.
+    """
     for i in range(rows.shape[0]):
         row = rows[i]
         for k in range(indptr[row], indptr[row + 1]):
@@ -230,8 +249,24 @@ def column_curvature(indptr, indices, data, rows, row_weights, out):
 
 @njit(**CPU)
 def dense_matvec(by_column, weights, out):
-    """out = A @ weights from A's column-major copy (``by_column[j]`` is column j): one AXPY per
-    non-zero weight (weights at their bound 0 cost nothing)."""
+    """``out = A @ weights`` from A's column-major copy: one AXPY per non-zero weight (weights
+    at their bound 0 cost nothing).
+
+    Parameters
+    ----------
+    by_column : numpy.ndarray of float32 or float64, shape (n_columns, n_rows)
+        A's column-major copy (``by_column[j]`` is column j, e.g. from :func:`dense_rows`),
+        Gy per unit beamlet weight.
+    weights : numpy.ndarray of float64, shape (n_columns,)
+        Beamlet weights.
+    out : numpy.ndarray of float64, shape (n_rows,)
+        Overwritten with the dose (Gy).
+
+    Returns
+    -------
+    None
+        The result is written to ``out``.
+    """
     out[:] = 0.0
     n_rows = out.shape[0]
     for j in range(by_column.shape[0]):
@@ -245,8 +280,24 @@ def dense_matvec(by_column, weights, out):
 
 @njit(**CPU)
 def dense_rmatvec(by_row, gradient, out):
-    """out = A.T @ gradient from A's row-major copy: one AXPY per row with a non-zero gradient
-    (rows whose penalty is inactive cost nothing)."""
+    """``out = A.T @ gradient`` from A's row-major copy: one AXPY per row with a non-zero
+    gradient (rows whose penalty is inactive cost nothing).
+
+    Parameters
+    ----------
+    by_row : numpy.ndarray of float32 or float64, shape (n_rows, n_columns)
+        A's row-major copy (``by_row[i]`` is row i, e.g. from :func:`dense_rows`), Gy per unit
+        beamlet weight.
+    gradient : numpy.ndarray of float64, shape (n_rows,)
+        The objective's gradient with respect to each row's dose (per Gy).
+    out : numpy.ndarray of float64, shape (n_columns,)
+        Overwritten with the gradient with respect to each beamlet weight.
+
+    Returns
+    -------
+    None
+        The result is written to ``out``.
+    """
     out[:] = 0.0
     n_columns = out.shape[0]
     for i in range(by_row.shape[0]):

@@ -117,7 +117,8 @@ def terma(attenuation_scale, origin_mm, spacing_mm, source, axis, u, v, sad_mm, 
           out_absorbed=None):
     """Energy released (MeV per voxel, unit fluence) into ``out`` (same shape as the grid).
 
-    ``attenuation_scale`` is (n_media, nz, ny, nx), each voxel non-zero in one medium at most,
+    ``attenuation_scale`` is (n_media, nz, ny, nx), each voxel non-zero in one medium at most
+    (ValueError otherwise, :func:`media_stack`),
     with ``mu_cm2_g`` (n_media, n_energy); a single (nz, ny, nx) array with a (n_energy,)
     ``mu_cm2_g`` is one medium (the relative electron density with water's coefficients).
     ``fluence`` is (nv, nu) on the isocentre plane, pixel (r, c) centred at
@@ -148,8 +149,34 @@ def absorbed_arguments(absorbed_fraction, out_absorbed, mu):
 
 
 def media_stack(attenuation_scale, mu_cm2_g):
-    """``(scale (n_media, nz, ny, nx), mu (n_media, n_energy))`` as contiguous float64, a single
-    medium given as (nz, ny, nx) and (n_energy,) lifted to a stack of one; shapes checked."""
+    """The TERMA kernels' media stack as contiguous float64, shapes and overlaps checked.
+
+    Parameters
+    ----------
+    attenuation_scale : array_like of float, shape (n_media, nz, ny, nx) or (nz, ny, nx)
+        Per medium, the factor its mass attenuation coefficients are scaled by in each voxel
+        (relative electron density for medium 0, mass density in g/cm^3 for a tabulated
+        medium), zero outside the medium. A voxel may be non-zero in one medium at most
+        (ValueError otherwise: the kernels would silently take the last). A single
+        (nz, ny, nx) array is a stack of one.
+    mu_cm2_g : array_like of float, shape (n_media, n_energy) or (n_energy,)
+        Each medium's mass attenuation coefficient (cm^2/g) per spectral bin; (n_energy,)
+        goes with a single medium.
+
+    Returns
+    -------
+    scale : numpy.ndarray of float64, shape (n_media, nz, ny, nx)
+        ``attenuation_scale``, C-contiguous.
+    mu : numpy.ndarray of float64, shape (n_media, n_energy)
+        ``mu_cm2_g``, C-contiguous.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not match, the number of media is outside 1..:data:`MAX_MEDIA`, or
+        a voxel lies in more than one medium (the message names the media and counts the
+        voxels).
+    """
     scale = np.asarray(attenuation_scale, dtype=np.float64)
     mu = np.asarray(mu_cm2_g, dtype=np.float64)
     if scale.ndim == 3:
@@ -161,4 +188,22 @@ def media_stack(attenuation_scale, mu_cm2_g):
                          "and (n_media, n_energy)")
     if not 1 <= scale.shape[0] <= MAX_MEDIA:
         raise ValueError(f"the number of media must be 1..{MAX_MEDIA}, got {scale.shape[0]}")
+    if scale.shape[0] > 1:
+        _refuse_overlapping_media(scale > 0.0)
     return np.ascontiguousarray(scale), np.ascontiguousarray(mu)
+
+
+def _refuse_overlapping_media(inside):
+    """ValueError naming each pair of media that share voxels and how many, if any do:
+    ``inside`` is (n_media, nz, ny, nx), True where a medium's scale is non-zero."""
+    shared = np.count_nonzero(inside.sum(axis=0, dtype=np.int32) > 1)
+    if not shared:
+        return
+    pairs = []
+    for a in range(inside.shape[0]):
+        for b in range(a + 1, inside.shape[0]):
+            both = np.count_nonzero(inside[a] & inside[b])
+            if both:
+                pairs.append(f"media {a} and {b}: {both} voxels")
+    raise ValueError(f"attenuation_scale: {shared} voxels are non-zero in more than one medium ({'; '.join(pairs)}); "
+                     "each voxel must lie in one medium at most")

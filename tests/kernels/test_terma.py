@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 
 from kernels.beam_model import load_beam_model
@@ -109,6 +111,30 @@ def test_media_stack_shapes_are_checked():
         attenuation_media(eta, model, density=eta, medium=np.full((2, 2, 2), 2), media=("bone",))
     with pytest.raises(ValueError, match="density"):
         attenuation_media(eta, model, medium=np.ones((2, 2, 2), int), media=("bone",))
+
+
+def test_overlapping_media_are_refused_before_any_work(rng):
+    """A hand-made stack with voxels in two media (the kernels would take the last one) is
+    refused, naming the media and counting the voxels; the output is left untouched."""
+    import pytest
+
+    from kernels.terma_cpu import media_stack
+
+    two, mu, _, _, second = _two_media(rng)
+    scale = np.concatenate([two, np.zeros((1,) + two.shape[1:])])
+    mu = np.concatenate([mu, mu[:1]])
+    in_1, in_0 = np.flatnonzero(second)[:3], np.flatnonzero(~second)[:2]
+    media_stack(scale, mu)  # disjoint: accepted
+    scale[0].flat[in_1] = 1.0  # three voxels of medium 1 also in medium 0
+    scale[2].flat[in_0] = 1.5  # two voxels of medium 0 also in medium 2
+    model = load_beam_model()
+    out = np.full(scale.shape[1:], -7.0)
+    expected = "5 voxels are non-zero in more than one medium (media 0 and 1: 3 voxels; media 0 and 2: 2 voxels)"
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        terma(scale, np.zeros(3), np.ones(3), np.array([-100.0, 0, 0]), np.array([1.0, 0, 0]), np.array([0, 0, 1.0]),
+              np.array([0, 1.0, 0]), 100.0, np.ones((13, 13)), np.array([-6.0, -6.0]), np.ones(2),
+              model.energies_mev, model.photon_fractions, mu, 1, out)
+    assert np.all(out == -7.0)
 
 
 def test_absorbed_part_is_the_spectrum_weighted_share(rng):
