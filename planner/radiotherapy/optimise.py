@@ -2,9 +2,10 @@
 
 The objective is a sum of terms on the dose ``A @ w``; its gradient is ``A.T @ (dF/dd)``.
 Stops when the relative decrease of the objective in one iteration falls below ``ftol``
-(default 1e-5), or over the last 10 iterations below 30 x ``ftol`` (the window rule,
-:data:`STALL_FACTOR`), or when the projected gradient falls below ``gtol`` (1e-6), or after
-``max_iterations`` (documented, returned in the result).
+(default 1e-5), or over a window of iterations below a multiple of ``ftol`` (the window rule:
+``stall_iterations`` and ``stall_factor`` of objectives.toml [optimiser], read by
+:func:`optimiser_settings`), or when the projected gradient falls below ``gtol`` (1e-6), or
+after ``max_iterations`` (documented, returned in the result).
 
 What makes it fast on the CPU (benchmarks/README.md, Optimisation; each step measured):
 
@@ -13,7 +14,7 @@ What makes it fast on the CPU (benchmarks/README.md, Optimisation; each step mea
 - those rows are nearly full (98 % there), so they are copied once into dense arrays and both
   products run as unit-stride AXPYs (:func:`kernels.sparse_dose_cpu.dense_matvec`), with the
   usual terms (under/overdose, squared deviation) in one compiled loop; sparser or larger row
-  sets keep the CSR kernels;
+  sets keep the CSR kernels (the thresholds: objectives.toml [optimiser]);
 - L-BFGS-B works on scaled weights ``x = w / s`` with ``s_j`` the inverse square root of the
   objective's curvature along beamlet j when every penalty is active (``sum_r c_r A_rj^2``,
   ``c_r`` twice the priority x volume weight; normalised to a geometric mean of 1): the
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.optimize import Bounds, minimize
@@ -35,27 +37,63 @@ from kernels._dispatch import resolve_backend
 from kernels.sparse_dose_cpu import default_chunks, dose_from_weights, gradient_to_weights, transposed_copy
 
 from .objectives import Overdose, SquaredDeviation, Term, Underdose
+from .protocols import read_table
 
-__all__ = ["OptimisationResult", "optimise", "reoptimise"]
+__all__ = ["OptimisationResult", "OptimiserSettings", "optimise", "optimiser_settings", "reoptimise"]
 
-#: The objective's rows are copied densely when at least this fraction of their entries is
-#: non-zero (a dense AXPY streams 4-8 bytes per entry, a CSR product 8-12 plus a gather) ...
-DENSE_MIN_FILL = 0.25
-#: ... and both copies (row- and column-major) take at most this many bytes (about the last
-#: level cache; larger sets stream from memory, where the parallel CSR kernels do as well).
-DENSE_MAX_BYTES = 32 * 2**20
-#: The window rule: besides SciPy's per-iteration ``ftol`` test, stop when the objective fell by
-#: less than STALL_FACTOR x ftol (relative, SciPy's form) over the last STALL_ITERATIONS
-#: iterations: L-BFGS-B's slow tail on an ill-conditioned plan gains little. Measured with the
-#: default ftol (benchmarks/README.md, Optimisation): the peer benchmark's case stops after 250
-#: iterations instead of 294, 0.4 % above the converged objective and below what the unscaled
-#: optimiser reached in 300, with the same PTV D95 and cord maximum; plan_case's T10 terms after
-#: 119 instead of 143, 0.1 % above the converged objective and below the unscaled run's.
-STALL_ITERATIONS = 10
-STALL_FACTOR = 30.0
 #: The usual separable terms, evaluated in one compiled loop (exact types: a subclass may
 #: change the penalty).
 _SEPARABLE = {Underdose: kernels.UNDERDOSE, Overdose: kernels.OVERDOSE, SquaredDeviation: kernels.DEVIATION}
+
+
+@dataclass(frozen=True)
+class OptimiserSettings:
+    """The loop's numerical settings (objectives.toml [optimiser], each with its note there)."""
+
+    #: The window rule: stop when the objective fell by less than ``stall_factor`` x ftol
+    #: (relative, SciPy's form) over the last ``stall_iterations`` iterations.
+    stall_iterations: int
+    stall_factor: float
+    #: The terms' rows are copied densely when at least this fraction of their entries is
+    #: non-zero and both copies take at most ``dense_max_bytes``.
+    dense_min_fill: float
+    dense_max_bytes: int
+
+
+#: objectives.toml [optimiser] key -> (type, lowest, highest) accepted.
+_SETTING_RANGES = {"stall_iterations": (int, 1, 1000), "stall_factor": (float, 0.0, 1e6),
+                   "dense_min_fill": (float, 0.0, 1.0), "dense_max_bytes": (int, 0, 2**40)}
+
+
+@lru_cache(maxsize=1)
+def optimiser_settings() -> OptimiserSettings:
+    """The optimiser's window rule and dense-copy thresholds, read once from objectives.toml.
+
+    Returns
+    -------
+    OptimiserSettings
+        objectives.toml [optimiser]: ``stall_iterations``, ``stall_factor``,
+        ``dense_min_fill``, ``dense_max_bytes`` (each ``{ value, source, note }``; a missing
+        key or a value outside its range is a ValueError naming it).
+
+    Examples
+    --------
+    >>> settings = optimiser_settings()
+    >>> settings.stall_iterations, settings.stall_factor
+    (10, 30.0)
+    """
+    table = read_table("objectives").get("optimiser", {})
+    values = {}
+    for key, (kind, low, high) in _SETTING_RANGES.items():
+        entry = table.get(key)
+        value = entry.get("value") if isinstance(entry, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high \
+                or (kind is int and value != int(value)):
+            raise ValueError(f"objectives.toml [optimiser] {key} = {{ value = ... }} must be "
+                             f"{'an integer' if kind is int else 'a number'} in "
+                             f"[{low:g}, {high:g}], got {value!r}")
+        values[key] = kind(value)
+    return OptimiserSettings(**values)
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,8 +155,9 @@ class _CpuObjective:
 
         entries = int(np.sum(indptr[rows + 1] - indptr[rows]))
         itemsize = np.dtype(data.dtype).itemsize
-        self.dense = entries >= DENSE_MIN_FILL * rows.size * n_columns and \
-            2 * rows.size * n_columns * itemsize <= DENSE_MAX_BYTES
+        settings = optimiser_settings()
+        self.dense = entries >= settings.dense_min_fill * rows.size * n_columns and \
+            2 * rows.size * n_columns * itemsize <= settings.dense_max_bytes
         if self.dense:
             self.by_row = np.zeros((rows.size, n_columns), data.dtype)
             self.by_column = np.zeros((n_columns, rows.size), data.dtype)
@@ -168,7 +207,7 @@ class _CpuObjective:
 
 
 def optimise(matrix, terms, *, initial_weights=None, max_iterations: int = 500, ftol: float = 1e-5,
-             gtol: float = 1e-6, backend: str = "cpu", dose_offset=None) -> OptimisationResult:
+             gtol: float = 1e-6, backend: str = "cpu", dose_offset=None, bounds=None) -> OptimisationResult:
     """Minimise the terms over beamlet weights >= 0 (L-BFGS-B).
 
     Parameters
@@ -188,7 +227,8 @@ def optimise(matrix, terms, *, initial_weights=None, max_iterations: int = 500, 
         the matrix is built to speed up the gradients (when the rows stay sparse).
     ftol : float, default 1e-5
         Stop when the relative decrease of the objective falls below this in one iteration,
-        or below :data:`STALL_FACTOR` x this over the last :data:`STALL_ITERATIONS`.
+        or below ``stall_factor`` x this over the last ``stall_iterations``
+        (:func:`optimiser_settings`).
     gtol : float, default 1e-6
         Stop when the projected gradient (of the scaled weights, see the module's note) falls
         below this.
@@ -198,6 +238,10 @@ def optimise(matrix, terms, *, initial_weights=None, max_iterations: int = 500, 
     dose_offset : array_like of float, optional
         A fixed dose (Gy) added to every row's ``A @ w`` before the terms see it, one finite
         value per row (ValueError otherwise), e.g. a dose correction from another engine.
+    bounds : tuple of array_like, optional
+        ``(lower, upper)`` weights, one value per column each, 0 <= lower <= upper (upper may
+        be ``inf``; ValueError otherwise), e.g. a trust region around a previous plan; default
+        ``(0, inf)``. The warm start is clipped into them.
 
     Returns
     -------
@@ -221,6 +265,14 @@ def optimise(matrix, terms, *, initial_weights=None, max_iterations: int = 500, 
         if dose_offset.shape != (n_rows,) or not np.all(np.isfinite(dose_offset)):
             raise ValueError(f"dose_offset must be {n_rows} finite values (Gy), one per matrix row")
 
+    lower, upper = np.zeros(n), np.full(n, np.inf)
+    if bounds is not None:
+        lower, upper = (np.broadcast_to(np.asarray(b, float), (n,)).copy() for b in bounds)
+        if np.any(np.isnan(lower)) or np.any(np.isnan(upper)) or np.any(lower < 0) or np.any(upper < lower) \
+                or not np.all(np.isfinite(lower)):
+            raise ValueError(f"bounds must be (lower, upper), {n} values each with 0 <= lower <= upper (finite lower)")
+        w0 = np.clip(w0, lower, upper)
+
     if resolve_backend(backend) == "cuda":
         if dose_offset is not None:
             raise ValueError("dose_offset: the GPU objective has no dose offset; use backend='cpu'")
@@ -241,12 +293,14 @@ def optimise(matrix, terms, *, initial_weights=None, max_iterations: int = 500, 
         scale = fun.scale
 
     history = []
+    settings = optimiser_settings()
+    window, factor = settings.stall_iterations, settings.stall_factor
 
     def stalled(intermediate_result):  # the window rule (module's note), in SciPy's relative form
         history.append(float(intermediate_result.fun))
-        if len(history) > STALL_ITERATIONS:
-            before, now = history[-1 - STALL_ITERATIONS], history[-1]
-            if before - now <= STALL_FACTOR * ftol * max(abs(before), abs(now), 1.0):
+        if len(history) > window:
+            before, now = history[-1 - window], history[-1]
+            if before - now <= factor * ftol * max(abs(before), abs(now), 1.0):
                 raise StopIteration
 
     # BLAS on one thread while L-BFGS-B runs: its small vector operations gain nothing from
@@ -257,13 +311,13 @@ def optimise(matrix, terms, *, initial_weights=None, max_iterations: int = 500, 
     # 30 ms a product (measured: 28 iterations of a 40-row problem took 0.94 s at load 3).
     single_block = isinstance(fun, _CpuObjective) and not fun.dense and default_chunks(fun.matrix.nnz) == 1
     with _one_blas_thread(), _numba_threads(1 if single_block else None):
-        result = minimize(fun, w0 / scale, jac=True, method="L-BFGS-B", bounds=Bounds(np.zeros(n), np.inf),
+        result = minimize(fun, w0 / scale, jac=True, method="L-BFGS-B", bounds=Bounds(lower / scale, upper / scale),
                           callback=stalled, options=dict(maxiter=max_iterations, ftol=ftol, gtol=gtol))
     converged, message = bool(result.success), str(result.message)
     if result.status == 99:  # SciPy's code for a callback's StopIteration: only the window rule raises it
         converged = True
-        message = (f"CONVERGENCE: the objective fell by less than {STALL_FACTOR:g} x ftol over the last "
-                   f"{STALL_ITERATIONS} iterations")
+        message = (f"CONVERGENCE: the objective fell by less than {factor:g} x ftol over the last "
+                   f"{window} iterations")
     return OptimisationResult(np.asarray(result.x) * scale, float(result.fun), int(result.nit), converged, message)
 
 
@@ -305,9 +359,11 @@ def reoptimise(matrix, terms, previous_weights, *, scale: float = 1.0, max_itera
     """Quick interactive update after a slider change.
 
     Warm start from ``previous_weights`` (times ``scale``, e.g. the prescription ratio) and at
-    most ``max_iterations`` L-BFGS-B iterations. On the reference spine case this ends within
-    ~1% (median) and 4.2% (worst) of the converged objective in under 0.1 s; a full
-    :func:`optimise` can follow in the background.
+    most ``max_iterations`` L-BFGS-B iterations. On the reference spine case
+    (benchmarks/test_planning.py: a 24 Gy plan moved to 22, 23, 25, 26, 27 and 28 Gy) the six
+    iterations end 0.6% (median) and 1.5% (worst) above the objective a full :func:`optimise`
+    from the same warm start reaches (measured with the scaled variables; its time is in
+    benchmarks/README.md, Planning); a full :func:`optimise` can follow in the background.
 
     Parameters
     ----------

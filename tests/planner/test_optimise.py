@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import scipy.sparse as sparse
@@ -127,7 +129,9 @@ def test_every_path_reaches_the_same_optimum(rng, monkeypatch):
     matrix, terms = _problem(rng)
     tight = dict(ftol=1e-14, gtol=1e-12, max_iterations=5000)
     dense = optimise(matrix, terms, **tight)
-    monkeypatch.setattr(module, "DENSE_MIN_FILL", 2.0)  # never dense: the CSR kernels on the rows
+    settings = module.optimiser_settings()
+    never_dense = replace(settings, dense_min_fill=2.0)  # never dense: the CSR kernels on the rows
+    monkeypatch.setattr(module, "optimiser_settings", lambda: never_dense)
     on_csr = optimise(matrix, terms, **tight)
     monkeypatch.undo()
     whole = optimise(matrix, [_Wrapped(terms)], **tight)
@@ -158,8 +162,35 @@ def test_the_window_rule_stops_a_stalled_run(rng, monkeypatch):
     import planner.radiotherapy.optimise as module
 
     matrix, terms = _problem(rng)
-    monkeypatch.setattr(module, "STALL_FACTOR", 1e12)  # any decrease over the window is 'too little'
+    stalling = replace(module.optimiser_settings(), stall_factor=1e12)  # any decrease over the window is 'too little'
+    monkeypatch.setattr(module, "optimiser_settings", lambda: stalling)
     result = optimise(matrix, terms)
-    assert result.converged and "last 10 iterations" in result.message
-    assert result.iterations == module.STALL_ITERATIONS + 1
+    assert result.converged and f"last {stalling.stall_iterations} iterations" in result.message
+    assert result.iterations == stalling.stall_iterations + 1
     assert result.objective == pytest.approx(total(terms, matrix @ result.weights)[0], rel=1e-9)
+
+
+def test_the_optimiser_settings_are_read_once_from_the_objectives_file(monkeypatch):
+    """objectives.toml [optimiser] holds the window rule and the dense-copy thresholds, each with
+    its source and note; they are read once, and a missing or out-of-range one is refused."""
+    import planner.radiotherapy.optimise as module
+    from planner.radiotherapy.protocols import read_table
+
+    table = read_table("objectives")["optimiser"]
+    settings = module.optimiser_settings()
+    assert module.optimiser_settings() is settings  # cached
+    for key, value in vars(settings).items():
+        assert table[key]["value"] == value and table[key]["source"] == "design_objectives" and table[key]["note"]
+    reader = module.optimiser_settings.__wrapped__
+    broken = {key: dict(entry) for key, entry in table.items()}
+    broken["dense_min_fill"]["value"] = 1.5
+    monkeypatch.setattr(module, "read_table", lambda name: {"optimiser": broken})
+    with pytest.raises(ValueError, match=r"\[optimiser\] dense_min_fill .* in \[0, 1\], got 1.5"):
+        reader()
+    del broken["dense_min_fill"]
+    with pytest.raises(ValueError, match=r"\[optimiser\] dense_min_fill .*got None"):
+        reader()
+    broken["dense_min_fill"] = {"value": 0.25}
+    broken["stall_iterations"]["value"] = 2.5
+    with pytest.raises(ValueError, match=r"stall_iterations .* must be an integer in \[1, 1000\], got 2.5"):
+        reader()
