@@ -58,10 +58,17 @@ What a density-scaled water kernel cannot model is measured and kept visible: th
 from the bone into the water before it (MC 1.6% above us in the last 2.5 mm of water; 1.8%
 with the fixed kernel), the first 2.5 mm of bone (-2.2%; fixed kernel -2.5%, -3.0% before the
 bone table), the last 2.5 mm of bone (+1.6%) and the first 2.5 mm of water behind it (+4.4%;
-fixed kernel +3.5%), where electrons set in motion in one medium deposit in the other: bone scatters
-electrons more (multiple scattering grows as Z^2 per electron) and stops them less per
-electron (its mean excitation energy, ICRU 37, is higher than water's), neither of which the
-electron-density scaling of one water kernel carries.
+fixed kernel +3.5%), where electrons set in motion in one medium deposit in the other. Why
+(research/bone_interface_findings.md, measured 2026-12-07): the engine reproduces an exact
+density-scaled superposition of the tabulated kernel within 0.2% at both faces, so the
+collapsed lines are not the cause; correcting bone's collision stopping power per electron
+(Bethe, ICRU 37 I-values: 0.905 of water's per gram at 1 MeV against the 0.939 electron
+density scaling assumes) moves both bone faces the wrong way (first bone -4.3%, first water
+behind +6.6%); bone's stronger multiple scattering (1.40 x water's per electron) dominates,
+with the opposite sign: it reflects water-born electrons back (the backscatter) and stops them
+sooner (the first bone voxel), and sends less forward into the water behind. A 1-D condensed-
+history estimate of that (scratch, not the engine) puts the four voxels within 1.5%; the engine
+would need medium-specific primary kernels from electron transport to carry it.
 """
 
 from dataclasses import replace
