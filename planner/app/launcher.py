@@ -25,11 +25,13 @@ from planner.common.safety import DISCLAIMER
 __all__ = ["Launcher", "free_port"]
 
 _NAME = re.compile(r"^[A-Za-z0-9 ._-]{1,40}$")
+# The name pattern escapes its hyphen: browsers compile `pattern` with the v flag, where a bare
+# "-" in a class is a syntax error and the browser drops the whole check (the server still checks).
 _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>spinesim teach</title>
 <style>body{{font-family:sans-serif;max-width:720px;margin:40px auto}} .warn{{color:#a00}}</style></head><body>
 <h1>spinesim teach</h1><p class="warn">{disclaimer}</p>{banner}{message}
 <form action="start" method="get"><label>Your name (progress is kept under it):
-<input id="resident" name="resident" required maxlength="40" pattern="[A-Za-z0-9 ._-]+"></label>
+<input id="resident" name="resident" required maxlength="40" pattern="[A-Za-z0-9 ._\\-]+"></label>
 <button id="start" type="submit">Start my session</button></form>
 <p>{count} of {cap} sessions in use.</p></body></html>"""
 

@@ -11,14 +11,18 @@ __all__ = ["build_page"]
 _PIXELATED = "image-rendering: pixelated; width: 100%; border: 1px solid #999; background: #000"
 
 
-def _table(html, heads, row_var, cells, *, row_style=None, table_id=None):
+def _table(html, heads, row_var, cells, *, row_style=None, table_id=None, long_text=()):
     with html.Table(id=table_id, style="border-collapse: collapse; width: 100%; font-size: 13px"):
         with html.Tr():
             for head in heads:
                 html.Th(head, style="text-align: left; border-bottom: 2px solid #666; padding: 2px 6px")
         with html.Tr(v_for=f"(r, i) in {row_var}", key="i", style=(row_style,) if row_style else None):
             for cell in cells:
-                html.Td(f"{{{{ r.{cell} }}}}", style="padding: 2px 6px; border-bottom: 1px solid #ddd")
+                # A long-text cell may break inside a word: its text carries long unbroken source
+                # keys and cohort names ('laufer_high_dose_hypofractionated'), which otherwise widen
+                # the scorecard's side-by-side cards past the page's right edge at 1280 px.
+                wrap = "; overflow-wrap: anywhere" if cell in long_text else ""
+                html.Td(f"{{{{ r.{cell} }}}}", style="padding: 2px 6px; border-bottom: 1px solid #ddd" + wrap)
 
 
 def _controls(v3, html, app):
@@ -142,7 +146,7 @@ def _workspace(v3, html, app):
                         html.Div("{{ s.role }}: {{ s.label }} (rank {{ s.rank }}, score {{ s.score }})",
                                  classes="font-weight-bold")
                         _table(html, ("estimate", "value", "source", "what it rests on"), "s.estimates",
-                               ("name", "text", "source", "basis"))
+                               ("name", "text", "source", "basis"), long_text=("basis",))
                 html.Div("Ranking with your weights", classes="text-subtitle-2 mt-2")
                 _table(html, ("#", "strategy", "score", "limits", "NOMS", "Pareto", "you"), "ranked",
                        ("rank", "strategy", "score", "constraints", "noms", "pareto", "you"), table_id="ranking")

@@ -140,6 +140,30 @@ def test_bad_input_is_refused_and_the_server_keeps_going(planning):
     assert float(_changed(page, "#achievable", settled).split()[0]) > float(settled.split()[0])
 
 
+def test_the_scorecard_cards_fit_the_page(planning):
+    page = planning
+    page.click("#tab-score")
+    page.wait_for_selector("#noms", timeout=180_000)
+    # Long source keys in 'what it rests on' once widened the side-by-side cards past the page.
+    widths = page.evaluate("[...document.querySelectorAll('#noms ~ div .v-card')]"
+                           ".map(card => [card.scrollWidth, card.clientWidth])")
+    page.click("#tab-plan")
+    assert len(widths) == 2
+    assert all(scroll <= client for scroll, client in widths), widths
+
+
+def test_the_start_page_checks_the_name_in_the_browser(browser, launcher):
+    page = browser.new_page()
+    page.goto(launcher.url)
+    name = page.locator("#resident")
+    # A pattern the browser cannot compile is dropped silently: then nothing mismatches.
+    page.fill("#resident", "bad/name")
+    assert name.evaluate("element => element.validity.patternMismatch")
+    page.fill("#resident", "ana-maria o.k_2")
+    assert not name.evaluate("element => element.validity.patternMismatch")
+    page.close()
+
+
 def test_a_second_session_does_not_see_the_first(planning, browser, launcher):
     other = _start(browser, launcher, "ben")
     assert other.locator("#achievable").count() == 0 and other.locator("#commit").count() == 0
