@@ -28,7 +28,11 @@ electron density changes (the same numbers, not recomputed in uniform media).
 
 Lines: for a direction, the grid is walked one voxel per step along its dominant index axis
 while the other two indices follow the rounded slope, so every voxel lies on exactly one
-line per direction (lines are independent: parallel over lines, no write conflicts).
+line per direction (lines are independent: parallel over lines, no write conflicts). Each
+line walks only its steps inside the grid, chunks of lines share their scratch arrays, and
+the beam model's eight components ride in scalars (:func:`_line_eight`): the same operations
+in the same order as a per-step walk (deposits identical to the last bit), about 1.4 times
+faster than per-line arrays and a bounds test at every step.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._numba import CPU_PARALLEL, prange
+from ._numba import CPU, CPU_PARALLEL, prange
 
 __all__ = ["collapsed_cone", "line_offsets", "source_stack", "active_components", "releasing_voxels"]
 
@@ -55,90 +59,276 @@ def line_offsets(direction_zyx, spacing_mm, shape):
     return dominant, int(np.sign(step_index[dominant])), np.asarray(others, np.int64), offsets, float(step_mm)
 
 
+@njit(**CPU)
+def _attenuation_escape(tau):
+    """A voxel's attenuation e^-tau of the energy in transit and escape (1 - e^-tau)/tau of its
+    own release (the series below 1e-6, where the quotient loses its digits)."""
+    if tau > 1e-6:
+        attenuation = np.exp(-tau)
+        return attenuation, (1.0 - attenuation) / tau
+    return 1.0 - tau, 1.0 - 0.5 * tau
+
+
+@njit(**CPU)
+def _voxel(dominant, swap, d, p, q):
+    """Index (z, y, x) of step ``d`` along the dominant axis and ``p``, ``q`` across (``p`` on
+    the smaller other axis unless ``swap``): three integers, no index array per line."""
+    a, b = (q, p) if swap else (p, q)
+    if dominant == 0:
+        return d, a, b
+    if dominant == 1:
+        return a, d, b
+    return a, b, d
+
+
+@njit(**CPU)
+def _inside(offsets, column, start, n):
+    """First step and one past the last where ``start + offsets[step, column]`` lies in 0..n-1
+    (with monotone offsets the steps between lie inside too); (n_dom, n_dom) when none."""
+    n_dom = offsets.shape[0]
+    first = n_dom
+    stop = n_dom
+    for step in range(n_dom):
+        value = start + offsets[step, column]
+        if 0 <= value < n:
+            if first == n_dom:
+                first = step
+            stop = step + 1
+    return first, stop
+
+
+@njit(**CPU)
+def _monotone(offsets):
+    """True when each column of ``offsets`` never turns (always so from :func:`line_offsets`):
+    a line then enters the grid once and leaves it once."""
+    for column in range(offsets.shape[1]):
+        rising = falling = True
+        for step in range(1, offsets.shape[0]):
+            change = offsets[step, column] - offsets[step - 1, column]
+            rising = rising and change >= 0
+            falling = falling and change <= 0
+        if not (rising or falling):
+            return False
+    return True
+
+
+@njit(**CPU)
+def _line(sources, releasing, eta, dominant, sign, swap, checked, offsets, n_p, n_q, p0, q0, first, stop, step_cm,
+          amplitudes, rates, out, transit, source, attenuation, escape, absorbed, kept):
+    """Transport along one line (steps ``first`` to ``stop``); the last six arguments are
+    scratch arrays of n_comp (one set per chunk of lines, not per line)."""
+    n_dom = offsets.shape[0]
+    n_sources = amplitudes.shape[0]
+    n_comp = amplitudes.shape[1]
+    for c in range(n_comp):
+        transit[c] = 0.0
+    last_density = -1.0  # no density yet: the first voxel computes its attenuation
+    carrying = False
+    for step in range(first, stop):
+        p = p0 + offsets[step, 0]
+        q = q0 + offsets[step, 1]
+        if checked and (p < 0 or p >= n_p or q < 0 or q >= n_q):
+            # Outside the grid (offsets that turn only): nothing in transit.
+            for c in range(n_comp):
+                transit[c] = 0.0
+            carrying = False
+            continue
+        k, j, i = _voxel(dominant, swap, step if sign > 0 else n_dom - 1 - step, p, q)
+        here = releasing[k, j, i]
+        if here == 0 and not carrying:
+            continue  # nothing released yet on this line and nothing in transit
+        density = eta[k, j, i]
+        if density != last_density:
+            last_density = density
+            for c in range(n_comp):
+                attenuation[c], escape[c] = _attenuation_escape(rates[c] * density * step_cm)
+                absorbed[c] = 1.0 - attenuation[c]  # the share of the energy in transit deposited
+                kept[c] = 1.0 - escape[c]  # the share of the voxel's own release deposited
+        if here == 0:  # energy in transit only (most of the grid, outside the field)
+            deposit = 0.0
+            for c in range(n_comp):
+                deposit += transit[c] * absorbed[c]
+            out[k, j, i] += deposit
+            for c in range(n_comp):
+                transit[c] = transit[c] * attenuation[c]
+            continue
+        # Each component's source, summed over the sources in their order (loops over the
+        # components innermost: contiguous, vectorisable).
+        for c in range(n_comp):
+            source[c] = 0.0
+        for s in range(n_sources):
+            value = sources[k, j, i, s]
+            for c in range(n_comp):
+                source[c] += value * amplitudes[s, c]
+        deposit = 0.0
+        for c in range(n_comp):
+            deposit += transit[c] * absorbed[c] + source[c] * kept[c]
+        carrying = False
+        for c in range(n_comp):
+            transit[c] = transit[c] * attenuation[c] + source[c] * escape[c]
+            if transit[c] != 0.0:
+                carrying = True
+        out[k, j, i] += deposit
+
+
+@njit(**CPU)
+def _line_eight(sources, releasing, eta, dominant, sign, swap, checked, offsets, n_p, n_q, p0, q0, first, stop,
+                step_cm, amplitudes, rates, out):
+    """:func:`_line` for exactly eight components, held in scalars (registers) instead of
+    arrays: the same operations in the same order, the same numbers, about 1.15 times faster."""
+    n_dom = offsets.shape[0]
+    n_sources = amplitudes.shape[0]
+    rate0 = rates[0]
+    rate1 = rates[1]
+    rate2 = rates[2]
+    rate3 = rates[3]
+    rate4 = rates[4]
+    rate5 = rates[5]
+    rate6 = rates[6]
+    rate7 = rates[7]
+    transit0 = transit1 = transit2 = transit3 = transit4 = transit5 = transit6 = transit7 = 0.0
+    attenuation0 = attenuation1 = attenuation2 = attenuation3 = 0.0
+    attenuation4 = attenuation5 = attenuation6 = attenuation7 = 0.0
+    escape0 = escape1 = escape2 = escape3 = escape4 = escape5 = escape6 = escape7 = 0.0
+    absorbed0 = absorbed1 = absorbed2 = absorbed3 = absorbed4 = absorbed5 = absorbed6 = absorbed7 = 0.0
+    kept0 = kept1 = kept2 = kept3 = kept4 = kept5 = kept6 = kept7 = 0.0
+    last_density = -1.0
+    carrying = False
+    for step in range(first, stop):
+        p = p0 + offsets[step, 0]
+        q = q0 + offsets[step, 1]
+        if checked and (p < 0 or p >= n_p or q < 0 or q >= n_q):
+            transit0 = transit1 = transit2 = transit3 = transit4 = transit5 = transit6 = transit7 = 0.0
+            carrying = False
+            continue
+        k, j, i = _voxel(dominant, swap, step if sign > 0 else n_dom - 1 - step, p, q)
+        here = releasing[k, j, i]
+        if here == 0 and not carrying:
+            continue
+        density = eta[k, j, i]
+        if density != last_density:
+            last_density = density
+            attenuation0, escape0 = _attenuation_escape(rate0 * density * step_cm)
+            absorbed0, kept0 = 1.0 - attenuation0, 1.0 - escape0
+            attenuation1, escape1 = _attenuation_escape(rate1 * density * step_cm)
+            absorbed1, kept1 = 1.0 - attenuation1, 1.0 - escape1
+            attenuation2, escape2 = _attenuation_escape(rate2 * density * step_cm)
+            absorbed2, kept2 = 1.0 - attenuation2, 1.0 - escape2
+            attenuation3, escape3 = _attenuation_escape(rate3 * density * step_cm)
+            absorbed3, kept3 = 1.0 - attenuation3, 1.0 - escape3
+            attenuation4, escape4 = _attenuation_escape(rate4 * density * step_cm)
+            absorbed4, kept4 = 1.0 - attenuation4, 1.0 - escape4
+            attenuation5, escape5 = _attenuation_escape(rate5 * density * step_cm)
+            absorbed5, kept5 = 1.0 - attenuation5, 1.0 - escape5
+            attenuation6, escape6 = _attenuation_escape(rate6 * density * step_cm)
+            absorbed6, kept6 = 1.0 - attenuation6, 1.0 - escape6
+            attenuation7, escape7 = _attenuation_escape(rate7 * density * step_cm)
+            absorbed7, kept7 = 1.0 - attenuation7, 1.0 - escape7
+        if here == 0:
+            deposit = 0.0
+            deposit += transit0 * absorbed0
+            deposit += transit1 * absorbed1
+            deposit += transit2 * absorbed2
+            deposit += transit3 * absorbed3
+            deposit += transit4 * absorbed4
+            deposit += transit5 * absorbed5
+            deposit += transit6 * absorbed6
+            deposit += transit7 * absorbed7
+            out[k, j, i] += deposit
+            transit0 = transit0 * attenuation0
+            transit1 = transit1 * attenuation1
+            transit2 = transit2 * attenuation2
+            transit3 = transit3 * attenuation3
+            transit4 = transit4 * attenuation4
+            transit5 = transit5 * attenuation5
+            transit6 = transit6 * attenuation6
+            transit7 = transit7 * attenuation7
+            continue
+        source0 = source1 = source2 = source3 = source4 = source5 = source6 = source7 = 0.0
+        for s in range(n_sources):
+            value = sources[k, j, i, s]
+            source0 += value * amplitudes[s, 0]
+            source1 += value * amplitudes[s, 1]
+            source2 += value * amplitudes[s, 2]
+            source3 += value * amplitudes[s, 3]
+            source4 += value * amplitudes[s, 4]
+            source5 += value * amplitudes[s, 5]
+            source6 += value * amplitudes[s, 6]
+            source7 += value * amplitudes[s, 7]
+        deposit = 0.0
+        deposit += transit0 * absorbed0 + source0 * kept0
+        deposit += transit1 * absorbed1 + source1 * kept1
+        deposit += transit2 * absorbed2 + source2 * kept2
+        deposit += transit3 * absorbed3 + source3 * kept3
+        deposit += transit4 * absorbed4 + source4 * kept4
+        deposit += transit5 * absorbed5 + source5 * kept5
+        deposit += transit6 * absorbed6 + source6 * kept6
+        deposit += transit7 * absorbed7 + source7 * kept7
+        transit0 = transit0 * attenuation0 + source0 * escape0
+        transit1 = transit1 * attenuation1 + source1 * escape1
+        transit2 = transit2 * attenuation2 + source2 * escape2
+        transit3 = transit3 * attenuation3 + source3 * escape3
+        transit4 = transit4 * attenuation4 + source4 * escape4
+        transit5 = transit5 * attenuation5 + source5 * escape5
+        transit6 = transit6 * attenuation6 + source6 * escape6
+        transit7 = transit7 * attenuation7 + source7 * escape7
+        carrying = (transit0 != 0.0 or transit1 != 0.0 or transit2 != 0.0 or transit3 != 0.0
+                    or transit4 != 0.0 or transit5 != 0.0 or transit6 != 0.0 or transit7 != 0.0)
+        out[k, j, i] += deposit
+
+
 @njit(**CPU_PARALLEL)
 def _one_direction(sources, releasing, eta, dominant, sign, others, offsets, step_cm, amplitudes, rates, out):
     """Transport along every line of one direction: ``sources`` (nz, ny, nx, n_sources),
     ``releasing`` (nz, ny, nx) uint8, 1 where some source is not zero (:func:`releasing_voxels`:
     a voxel with energy in transit only never touches the larger stack), ``amplitudes``
-    (n_sources, K) and ``rates`` (K,) of this direction's active components."""
+    (n_sources, K) and ``rates`` (K,) of this direction's active components.
+
+    Each line walks only its steps inside the grid (found once per direction: lines drifting
+    across the grid spend most of their steps outside it), chunks of lines share their scratch
+    arrays, and eight components (the beam model's) ride in scalars (:func:`_line_eight`);
+    every voxel sees the same operations in the same order as a per-step walk."""
     shape = eta.shape
-    n_dom = shape[dominant]
     n_p = shape[others[0]]
     n_q = shape[others[1]]
     p_low = -offsets[:, 0].max()
     p_high = n_p - 1 - offsets[:, 0].min()
     q_low = -offsets[:, 1].max()
     q_high = n_q - 1 - offsets[:, 1].min()
+    lines_p = p_high - p_low + 1
     lines_q = q_high - q_low + 1
-    n_lines = (p_high - p_low + 1) * lines_q
-    n_sources = amplitudes.shape[0]
+    n_lines = lines_p * lines_q
     n_comp = amplitudes.shape[1]
-    for line in prange(n_lines):
-        p0 = p_low + line // lines_q
-        q0 = q_low + line % lines_q
+    swap = others[0] > others[1]
+    checked = not _monotone(offsets)  # turning offsets: every step checks the grid's bounds
+    p_inside = np.empty((lines_p, 2), np.int64)
+    q_inside = np.empty((lines_q, 2), np.int64)
+    for line_p in range(lines_p):
+        first, stop = (0, offsets.shape[0]) if checked else _inside(offsets, 0, p_low + line_p, n_p)
+        p_inside[line_p, 0], p_inside[line_p, 1] = first, stop
+    for line_q in range(lines_q):
+        first, stop = (0, offsets.shape[0]) if checked else _inside(offsets, 1, q_low + line_q, n_q)
+        q_inside[line_q, 0], q_inside[line_q, 1] = first, stop
+    n_chunks = min(n_lines, 256)
+    for chunk in prange(n_chunks):
         transit = np.zeros(n_comp)
         source = np.zeros(n_comp)
         attenuation = np.zeros(n_comp)
         escape = np.zeros(n_comp)
-        absorbed = np.zeros(n_comp)  # 1 - attenuation: the share of the energy in transit deposited
-        kept = np.zeros(n_comp)  # 1 - escape: the share of the voxel's own release deposited
-        last_density = -1.0  # no density yet: the first voxel computes its attenuation
-        carrying = 0
-        index = np.empty(3, np.int64)
-        for step in range(n_dom):
-            p = p0 + offsets[step, 0]
-            q = q0 + offsets[step, 1]
-            if p < 0 or p >= n_p or q < 0 or q >= n_q:
-                # Outside the grid (before entering or after leaving): nothing in transit.
-                for c in range(n_comp):
-                    transit[c] = 0.0
-                carrying = 0
-                continue
-            index[dominant] = step if sign > 0 else n_dom - 1 - step
-            index[others[0]] = p
-            index[others[1]] = q
-            k, j, i = index[0], index[1], index[2]
-            here = releasing[k, j, i]
-            if here == 0 and carrying == 0:
-                continue  # nothing released yet on this line and nothing in transit
-            density = eta[k, j, i]
-            if density != last_density:
-                last_density = density
-                for c in range(n_comp):
-                    tau = rates[c] * density * step_cm
-                    if tau > 1e-6:
-                        attenuation[c] = np.exp(-tau)
-                        escape[c] = (1.0 - attenuation[c]) / tau
-                    else:
-                        attenuation[c] = 1.0 - tau
-                        escape[c] = 1.0 - 0.5 * tau
-                    absorbed[c] = 1.0 - attenuation[c]
-                    kept[c] = 1.0 - escape[c]
-            if here == 0:  # energy in transit only (most of the grid, outside the field)
-                deposit = 0.0
-                for c in range(n_comp):
-                    deposit += transit[c] * absorbed[c]
-                out[k, j, i] += deposit
-                for c in range(n_comp):
-                    transit[c] = transit[c] * attenuation[c]
-                continue
-            # Each component's source, summed over the sources in their order (loops over the
-            # components innermost: contiguous, vectorisable).
-            for c in range(n_comp):
-                source[c] = 0.0
-            for s in range(n_sources):
-                value = sources[k, j, i, s]
-                for c in range(n_comp):
-                    source[c] += value * amplitudes[s, c]
-            deposit = 0.0
-            for c in range(n_comp):
-                deposit += transit[c] * absorbed[c] + source[c] * kept[c]
-            carrying = 0
-            for c in range(n_comp):
-                transit[c] = transit[c] * attenuation[c] + source[c] * escape[c]
-                if transit[c] != 0.0:
-                    carrying = 1
-            out[k, j, i] += deposit
+        absorbed = np.zeros(n_comp)
+        kept = np.zeros(n_comp)
+        for line in range(chunk * n_lines // n_chunks, (chunk + 1) * n_lines // n_chunks):
+            line_p = line // lines_q
+            line_q = line % lines_q
+            first = max(p_inside[line_p, 0], q_inside[line_q, 0])
+            stop = min(p_inside[line_p, 1], q_inside[line_q, 1])
+            if n_comp == 8:
+                _line_eight(sources, releasing, eta, dominant, sign, swap, checked, offsets, n_p, n_q, p_low + line_p,
+                            q_low + line_q, first, stop, step_cm, amplitudes, rates, out)
+            else:
+                _line(sources, releasing, eta, dominant, sign, swap, checked, offsets, n_p, n_q, p_low + line_p,
+                      q_low + line_q, first, stop, step_cm, amplitudes, rates, out, transit, source, attenuation,
+                      escape, absorbed, kept)
 
 
 def collapsed_cone(released_mev, electron_density, spacing_mm, directions_zyx, amplitudes, rates_per_cm, out=None, *,
