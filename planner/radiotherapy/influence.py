@@ -31,6 +31,7 @@ from scenes.materials import MATERIAL_NAMES, label_of, materials
 from scenes.scene import Scene
 
 from .beams import BeamSet
+from .sampled_dose import interpolate_between_samples
 
 __all__ = ["kept_energy_of", "cutoff_for_kept_energy", "Influence", "InfluenceTooLarge", "build_influence", "final_dose", "dose_region", "influence_memory_bytes",
            "fluence_per_unit_weight", "lateral_scaling", "electron_range_mm", "scene_media",
@@ -58,9 +59,17 @@ class Influence:
     cutoff: float = 0.0
     #: Fraction of each beamlet's energy (its kernel's sum in water) the cut-off keeps.
     kept_energy: float = float("nan")
+    #: Voxel stride (z, y, x) of the lattice the rows sample the far region on
+    #: (``planner.radiotherapy.plan.optimisation_stride``), or None when the rows are not sampled.
+    sampling_stride: tuple | None = None
 
     def dose_volume(self, weights) -> np.ndarray:
         """Dose on the full grid for beamlet weights (zero outside the region of interest).
+
+        Where the rows sample the far region on a lattice (:attr:`sampling_stride`), the
+        voxels between its points are interpolated trilinearly from them
+        (:func:`interpolate_between_samples`), so a picture of the dose has no holes; the rows'
+        own values are unchanged.
 
         Parameters
         ----------
@@ -70,14 +79,27 @@ class Influence:
         Returns
         -------
         numpy.ndarray
-            Dose (Gy) of shape :attr:`grid_shape`, the pencil-beam engine's dose on the rows and 0
-            on every other voxel.
+            Dose (Gy) of shape :attr:`grid_shape`, the pencil-beam engine's dose on the rows,
+            interpolated between the sampling lattice's points, and 0 on every other voxel.
         """
         from kernels.sparse_dose_cpu import dose_from_weights
 
         out = np.zeros(int(np.prod(self.grid_shape)))
         out[self.voxel_indices] = dose_from_weights(self.matrix, weights)
-        return out.reshape(self.grid_shape)
+        out = out.reshape(self.grid_shape)
+        if self.sampling_stride is None or all(s == 1 for s in self.sampling_stride):
+            return out
+        return interpolate_between_samples(out, self._known(), self.sampling_stride)
+
+    def _known(self) -> np.ndarray:
+        """The rows as a boolean grid (computed once per matrix)."""
+        cached = self.__dict__.get("_known_grid")
+        if cached is None:
+            cached = np.zeros(int(np.prod(self.grid_shape)), bool)
+            cached[self.voxel_indices] = True
+            cached = cached.reshape(self.grid_shape)
+            object.__setattr__(self, "_known_grid", cached)
+        return cached
 
 
 def fluence_per_unit_weight() -> float:
@@ -345,7 +367,8 @@ def planning_kept_energy() -> float:
 
 def build_influence(scene: Scene, beams: BeamSet, *, target: str = "gtv", roi: np.ndarray | None = None,
                     margin_mm: float = 30.0, cutoff: float = 1e-3, memory_budget_gb: float = 1.0,
-                    backend: str = "cpu", report=None, kept_energy: float | None = None) -> Influence:
+                    backend: str = "cpu", report=None, kept_energy: float | None = None,
+                    sampling_stride=None) -> Influence:
     """Beamlet influence matrix of ``beams`` on ``scene`` (pencil-beam engine).
 
     ``report``, when given, receives a one-line memory estimate before the matrix is
@@ -375,6 +398,11 @@ def build_influence(scene: Scene, beams: BeamSet, *, target: str = "gtv", roi: n
         Choose the cut-off that keeps this fraction of each beamlet's energy instead, in
         [0.9, 1) (ValueError otherwise; :func:`cutoff_for_kept_energy`). The fraction kept
         either way is :attr:`Influence.kept_energy`.
+    sampling_stride : tuple of int, optional
+        The voxel stride (z, y, x) of the lattice ``roi`` samples the far region on (e.g.
+        :func:`planner.radiotherapy.plan.optimisation_stride`); kept as
+        :attr:`Influence.sampling_stride` so :meth:`Influence.dose_volume` interpolates
+        between the lattice's points. Three integers >= 1 (ValueError otherwise).
     memory_budget_gb : float, default 1.0
         Largest matrix allowed (GiB), > 0 (ValueError otherwise).
     backend : str, default "cpu"
@@ -388,6 +416,11 @@ def build_influence(scene: Scene, beams: BeamSet, *, target: str = "gtv", roi: n
     Influence
         The matrix (Gy per unit beamlet weight) with its rows, beams and counted memory.
     """
+    stride = None
+    if sampling_stride is not None:
+        stride = tuple(int(k) for k in np.atleast_1d(sampling_stride))
+        if len(stride) != 3 or min(stride) < 1 or not np.allclose(stride, np.atleast_1d(sampling_stride)):
+            raise ValueError(f"sampling_stride must be three integers >= 1 (z, y, x), got {sampling_stride!r}")
     pencil = twin("pencil_beam", backend)  # resolves the backend first: a refused one fails before any work
     if not getattr(beams, "beams", None):
         raise ValueError("beams must be a BeamSet with at least one beam (make_beams with one or more gantry angles)")
@@ -444,7 +477,7 @@ def build_influence(scene: Scene, beams: BeamSet, *, target: str = "gtv", roi: n
         indices, data = indices.copy_to_host(), data.copy_to_host()
     matrix = sparse.csr_matrix((n_rows, beams.n_beamlets), dtype=np.float32)
     matrix.data, matrix.indices, matrix.indptr = data, indices, indptr
-    return Influence(matrix, voxels, beams, scene.grid.shape, need, cutoff, kept)
+    return Influence(matrix, voxels, beams, scene.grid.shape, need, cutoff, kept, stride)
 
 
 @lru_cache(maxsize=8)
@@ -575,4 +608,8 @@ def final_dose(scene: Scene, beams: BeamSet, weights, *, backend: str = "cpu", n
                                         source_axis_distance_mm=beam.source_axis_distance_mm,
                                         medium=medium, media=media)
         total += dose * fluence_unit
-    return dose_from_deposited(total, density, grid.spacing_mm) * fluence_unit if region else total
+    if not region:
+        return total
+    dose = dose_from_deposited(total, density, grid.spacing_mm)
+    dose *= fluence_unit  # in place: no second grid-sized result
+    return dose

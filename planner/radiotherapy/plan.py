@@ -177,9 +177,17 @@ def _optimisation_region(scene: Scene, *, near_mm: float = 10.0, margin_mm: floa
         if name in scene.structures:
             near |= scene.structure(name).full() > 0
     sampled = np.zeros(scene.grid.shape, bool)
-    stride = [max(1, int(round(far_step_mm / spacing))) for spacing in scene.grid.spacing_mm]
+    stride = optimisation_stride(scene, far_step_mm=far_step_mm)
     sampled[::stride[0], ::stride[1], ::stride[2]] = True
     return np.flatnonzero(region & (near | sampled)).astype(np.int64)
+
+
+def optimisation_stride(scene: Scene, *, far_step_mm: float = 5.0) -> tuple:
+    """Voxel stride (z, y, x) of the lattice :func:`_optimisation_region` samples the far region on
+    (one voxel every ``far_step_mm``, at least every voxel); the influence matrix keeps it
+    (:attr:`Influence.sampling_stride <planner.radiotherapy.influence.Influence.sampling_stride>`)
+    to interpolate its dose between the lattice's points."""
+    return tuple(max(1, int(round(far_step_mm / spacing))) for spacing in scene.grid.spacing_mm)
 
 
 def _rows(influence, scene, name):
@@ -388,7 +396,7 @@ def _shared_influence(scene, beams, roi, *, backend: str, report):
         _INFLUENCE_MEMO[key] = _INFLUENCE_MEMO.pop(key)  # most recently used last
         return _INFLUENCE_MEMO[key]
     influence = build_influence(scene, beams, target="ptv", roi=roi, backend=backend, report=report,
-                                kept_energy=planning_kept_energy())
+                                kept_energy=planning_kept_energy(), sampling_stride=optimisation_stride(scene))
     _INFLUENCE_MEMO[key] = influence
     while len(_INFLUENCE_MEMO) > _INFLUENCE_MEMO_SIZE:
         _INFLUENCE_MEMO.pop(next(iter(_INFLUENCE_MEMO)))
