@@ -150,28 +150,80 @@ def released_energy(electron_density, origin_mm, spacing_mm, source_mm, axis, u,
     return (out, absorbed) if with_absorbed else out
 
 
-def ray_tilt(shape, origin_mm, spacing_mm, source_mm, u, v):
+def ray_tilt(shape, origin_mm, spacing_mm, source_mm, u, v, box=None):
     """Lateral components (along ``u`` and ``v``) of the unit ray from the source to each voxel
-    centre: the first-order tilt of that voxel's kernel away from the beam axis."""
+    centre: the first-order tilt of that voxel's kernel away from the beam axis.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The grid's (nz, ny, nx).
+    origin_mm, spacing_mm : array_like of float, shape (3,)
+        Centre of voxel (0, 0, 0) and the voxel size, (z, y, x) mm.
+    source_mm : array_like of float, shape (3,)
+        The beam's source, (z, y, x) mm.
+    u, v : array_like of float, shape (3,)
+        The beam's lateral unit axes (z, y, x).
+    box : tuple of slice, optional
+        Three index slices (z, y, x): the components on that sub-box only, equal to the whole
+        grid's there (its voxel centres are the grid's, not rebuilt from the sub-box's corner).
+
+    Returns
+    -------
+    t_u, t_v : numpy.ndarray of float64, shape (nz, ny, nx)
+        The unit ray's components along ``u`` and ``v`` (dimensionless, in [-1, 1]); the
+        sub-box's shape with ``box``.
+    """
     axes = [np.asarray(origin_mm, float)[a] + np.asarray(spacing_mm, float)[a] * np.arange(shape[a]) - float(source_mm[a])
             for a in range(3)]
+    if box is not None:  # the whole grid's voxel centres, cut: the same values as the grid's there
+        axes = [positions[part] for positions, part in zip(axes, box)]
     z, y, x = np.meshgrid(*axes, indexing="ij", sparse=True)
     length = np.sqrt(z * z + y * y + x * x)
     u, v = np.asarray(u, float), np.asarray(v, float)
     return ((z * u[0] + y * u[1] + x * u[2]) / length, (z * v[0] + y * v[1] + x * v[2]) / length)
 
 
-def cone_sources(released, absorbed=None, tilt=()):
-    """The stack of sources one cone pass carries (nz, ny, nx, n_sources), in the order of
+def cone_sources(released, absorbed=None, tilt=(), out=None):
+    """The stack of sources one cone pass carries, in the order of
     :meth:`kernels.beam_model.BeamModel.transport_directions`: the released energy, the locally
     absorbed energy (if given), then each of those times each lateral ray component in ``tilt``
-    (:func:`ray_tilt`)."""
+    (:func:`ray_tilt`).
+
+    Parameters
+    ----------
+    released : numpy.ndarray of float, shape (nz, ny, nx)
+        Energy released per voxel (MeV per unit fluence), on the host.
+    absorbed : numpy.ndarray of float, shape (nz, ny, nx), optional
+        The part of it absorbed locally (MeV), with kernel hardening.
+    tilt : sequence of numpy.ndarray, default ()
+        The lateral ray components (dimensionless, each broadcastable to the grid), as
+        :func:`ray_tilt` gives them, with kernel tilting; none without.
+    out : numpy.ndarray of float64, shape (nz, ny, nx, n_sources), optional
+        Written instead of a new array (ValueError if its shape differs), e.g. a view of a
+        larger grid's stack.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (nz, ny, nx, n_sources)
+        ``n_sources = n_base * (1 + len(tilt))``, ``n_base`` 1 or 2 (with ``absorbed``);
+        MeV (times the dimensionless tilt components for the tilted sources); ``out`` when
+        given.
+    """
     base = [released] if absorbed is None else [released, absorbed]
-    fields = base + [field * t for t in tilt for field in base]
-    stack = np.empty(np.shape(released) + (len(fields),))
-    for s, field in enumerate(fields):
-        stack[..., s] = field
-    return stack
+    shape = np.shape(released) + (len(base) * (1 + len(tilt)),)
+    if out is None:
+        out = np.empty(shape)
+    elif out.shape != shape:
+        raise ValueError(f"out has shape {out.shape}, the stack of sources is {shape}")
+    for s, field in enumerate(base):
+        out[..., s] = field
+    s = len(base)
+    for t in tilt:  # each tilted source written as it is formed: no grid-sized product beside the stack
+        for field in base:
+            np.multiply(field, t, out=out[..., s])
+            s += 1
+    return out
 
 
 def superposition_dose(density, electron_density, origin_mm, spacing_mm, source_mm, axis, u, v, fluence,
@@ -214,7 +266,25 @@ def superposition_dose(density, electron_density, origin_mm, spacing_mm, source_
 
 def dose_from_deposited(deposited_mev, density, spacing_mm):
     """Dose (Gy) from deposited energy (MeV per voxel): over each voxel's mass, 0 where massless
-    (dose to the local medium)."""
+    (dose to the local medium).
+
+    Parameters
+    ----------
+    deposited_mev : numpy.ndarray of float, shape (nz, ny, nx)
+        Energy deposited per voxel (MeV, e.g. per unit fluence).
+    density : array_like of float, shape (nz, ny, nx)
+        Mass density (g/cm^3); voxels at 0 get dose 0.
+    spacing_mm : array_like of float, shape (3,)
+        Voxel size (z, y, x) mm.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (nz, ny, nx)
+        Dose in Gy (per the same unit of fluence as ``deposited_mev``).
+    """
     mass_g = np.asarray(density, dtype=np.float64) * (np.prod(spacing_mm) / 1000.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(mass_g > 0, deposited_mev / mass_g, 0.0) * MEV_PER_G_TO_GY
+    # In place: one grid-sized result (a quotient, a choice and a product held three more).
+    dose = np.zeros(np.broadcast_shapes(np.shape(deposited_mev), mass_g.shape))
+    np.divide(deposited_mev, mass_g, out=dose, where=mass_g > 0)
+    dose *= MEV_PER_G_TO_GY
+    return dose
