@@ -105,8 +105,14 @@ def _workspace(v3, html, app):
     with html.Div(v_if="step == 'plan'", classes="pa-3"):
         with html.Div(style="display: flex; align-items: baseline; gap: 18px; flex-wrap: wrap"):
             html.Div("Maximum achievable prescription", classes="text-subtitle-1")
+            # A slider update's figure is provisional (a few iterations, it depends on the slider's
+            # history): greyed and marked until the plan has converged at these settings.
             html.Span("{{ achievable_gy == null ? '...' : achievable_gy.toFixed(1) + ' Gy' }}", id="achievable",
-                      style="font-size: 30px; font-weight: bold; color: #0d47a1")
+                      style=("'font-size: 30px; font-weight: bold; color: ' + (provisional ? '#8a9bb5' : '#0d47a1')",))
+            # Hidden, not removed, once settled: the headline row keeps its layout.
+            html.Span("refining...", id="refining",
+                      style=("'font-size: 13px; font-style: italic; color: #8a6d00; visibility: ' + "
+                             "(provisional && achievable_gy != null ? 'visible' : 'hidden')",))
             html.Span("(GTV Dmin with every limit kept, this plan scaled) · {{ regimen_text }} · PTV D90 "
                       "{{ ptv_d90_gy }} Gy · {{ failed }} limit(s) failed", style="font-size: 13px")
             html.Span("escalated: {{ escalated_gy }} Gy, bound by {{ binding_text }}", v_if="escalated_gy",

@@ -26,7 +26,7 @@ from planner.radiotherapy.constraints import constraint_status, constraints_for,
 from planner.radiotherapy.influence import build_influence, planning_kept_energy
 from planner.radiotherapy.metrics import metric, structure_dose
 from planner.radiotherapy.optimise import optimise
-from planner.radiotherapy.plan import (MAX_FRACTIONS, MAX_PRESCRIPTION_GY, Regimen, _optimisation_region,
+from planner.radiotherapy.plan import (MAX_FRACTIONS, MAX_PRESCRIPTION_GY, Regimen, _optimisation_region, optimisation_stride,
                                        hard_structures)
 from planner.radiotherapy.session import Session, SessionState
 
@@ -263,10 +263,13 @@ class LiveSession(Session):
         organs = tuple(sorted(n for n in limited if targets.has(n)))
         self.influence = build_influence(targets, self.beams, target="ptv",
                                          roi=_optimisation_region(targets, organs=organs), report=lambda s: None,
-                                         backend=backend, kept_energy=planning_kept_energy())
+                                         backend=backend, kept_energy=planning_kept_energy(),
+                                         sampling_stride=optimisation_stride(targets))
         self.gap_mm = 0.0
         self.weights = optimise(self.influence.matrix, self._terms(), backend=backend).weights
         self._last_rx = regimen.dose_gy
+        self.converged = True
+        self._settled = {}  # settings -> settled weights (Session.converge)
 
     def _use_rules(self) -> None:
         base = constraints_for(self.protocol, self.regimen.fractions,
@@ -348,7 +351,7 @@ class LiveSession(Session):
 
         if state is None:
             achievable = achievable_from(measure, self.constraints, set(rows_of), fractions=self.regimen.fractions)
-            state = SessionState(self.regimen, self.gap_mm, achievable, measure("ptv", "D90%"), 0, "")
+            state = SessionState(self.regimen, self.gap_mm, achievable, measure("ptv", "D90%"), 0, "", self.converged)
         rows = []
         for c in self.constraints:
             if c.structure not in doses:

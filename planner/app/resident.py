@@ -186,7 +186,39 @@ class ResidentModel:
                 "constraint_rows": rows, "failed": snapshot.failed,
                 "dvh_svg": dvh_svg(snapshot.doses, snapshot.rows, prescription_gy=rx),
                 "plan_note": snapshot.state.note, "regimen_text": f"{rx:g} Gy / {snapshot.state.regimen.fractions} fx",
-                **pictures}
+                "provisional": not snapshot.state.converged, **pictures}
+
+    def settle(self, *, cancelled=None) -> dict | None:
+        """The fast views of the converged plan at the current settings (run on the plan thread
+        once the sliders rest: a full optimisation, seconds on the 2.5 mm grid, cancellable).
+
+        A slider update's few iterations leave a provisional plan whose figures depend on the
+        slider's history (the page marks it 'refining...'); :meth:`Session.converge
+        <planner.radiotherapy.session.Session.converge>` gives the settled one.
+
+        Parameters
+        ----------
+        cancelled : callable, optional
+            Checked after every iteration (e.g. a newer slider move is waiting).
+
+        Returns
+        -------
+        dict or None
+            The views with ``provisional`` False; only that flag when the plan had already
+            settled; None when cancelled (nothing changed).
+        """
+        session = self.session
+        if session is None:
+            return {}
+        if session.converged:
+            return {"provisional": False}
+        state = session.converge(cancelled=cancelled)
+        if state is None:
+            return None
+        out = self.views(session.snapshot(state))
+        self.updates += 1
+        out["update_count"] = self.updates
+        return out
 
     def frozen_session(self):
         """A copy of the live session as it is now (its own gap, weights and rules; the caches
@@ -299,14 +331,21 @@ class ResidentModel:
         return {"img_3d": data_url(buffer.getvalue()), "three_d_note": ""}
 
     def save_plan(self) -> dict:
+        """Record the plan at the current settings, settled first: a provisional figure depends
+        on the slider's history (seconds when the plan has not settled yet; run it on the plan
+        thread). Returns the progress, and the settled views when settling happened here."""
         if self.store is None or self.session is None:
             return {}
-        snapshot = self.session.snapshot()
-        c = self.controls
-        self.store.record_plan(self.resident, self.case.id, strategy=c.strategy, gap_mm=c.gap_mm, dose_gy=c.dose_gy,
-                               fractions=c.fractions, protocol=c.protocol, achievable_gy=float(snapshot.achievable_gy),
+        session = self.session
+        out = {}
+        if not session.converged:
+            out = self.settle()
+        snapshot = session.snapshot(session.converge())
+        self.store.record_plan(self.resident, self.case.id, strategy=self.controls.strategy, gap_mm=session.gap_mm,
+                               dose_gy=session.regimen.dose_gy, fractions=session.regimen.fractions,
+                               protocol=session.protocol, achievable_gy=float(snapshot.achievable_gy),
                                constraints_failed=int(snapshot.failed))
-        return self.progress_state()
+        return {**out, **self.progress_state()}
 
     def progress_state(self) -> dict:
         if self.store is None:

@@ -6,8 +6,11 @@ one pending change and applied on the plan thread; a storm of slider events coll
 the newest values. Heavy changes (strategy, beams, weeks) rebuild the live plan with a progress
 bar; each carries a generation number and a newer change makes an older result be dropped.
 The scorecard, timeline, 3-D view and printable summary are computed on a background thread
-at a lower priority, so they never hold up a slider. Run it with ``python -m planner.app.ui --port P ...``
-(:mod:`planner.app.launcher` does).
+at a lower priority, so they never hold up a slider. A slider update is a few warm-started
+iterations: its figures are provisional (the page says 'refining...') and depend on the
+slider's history; once the sliders rest the plan thread converges the plan (cancelled by the
+next change) and the headline, constraint table, DVH and slices show the settled plan.
+Run it with ``python -m planner.app.ui --port P ...`` (:mod:`planner.app.launcher` does).
 """
 
 from __future__ import annotations
@@ -81,7 +84,7 @@ class TeachApp:
                   "noms_summary": "", "noms_label": "", "noms_parts": [], "side_by_side": [], "ranked": [],
                   "card_comment": "", "agreed": False, "update_count": 0, "recorded": False,
                   "escalated_gy": None, "binding_text": "", "img_phantom": "",
-                  "camera": "posterior", "card_ready": False, "server_ms": None, "plan_note": "",
+                  "camera": "posterior", "card_ready": False, "provisional": False, "server_ms": None, "plan_note": "",
                   "regimen_text": "", "report_url": "", "tab": "plan", "regimens": [f"{d:g} Gy / {f} fx" for d, f in regimen_menu()],
                   "regimen_pick": None, "protocols": sorted(protocols()), "surrogates": list(SURROGATES),
                   "gap_max": GAP_MAX_MM, "gap_step": GAP_STEP_MM, "beams_min": BEAMS_RANGE[0], "beams_max": BEAMS_RANGE[1],
@@ -157,6 +160,10 @@ class TeachApp:
 
     def _queue(self, change: dict):
         self.pending.update(change)
+        if set(change) != {"weights"} and not self.state.provisional:
+            # The figures on the page are no longer the settled plan's: say so at once, before
+            # the plan thread has the quick update.
+            self._push({"provisional": True})
         if not self.draining:
             self.draining = True
             asyncio.ensure_future(self._drain())
@@ -192,17 +199,25 @@ class TeachApp:
             self.draining = False
 
     def _refresh_three_d(self, delay_s: float = 0.6):
-        """Redraw the 3-D view once the sliders have rested ``delay_s`` (seconds of rendering:
-        on the background thread, dropped when a newer change comes)."""
+        """Once the sliders have rested ``delay_s``: converge the plan (on the plan thread,
+        stopped by a newer change) and show the settled views, then the escalation and the 3-D
+        view (seconds of rendering: on the background thread, dropped when a newer change comes)."""
         self.three_d_token = getattr(self, "three_d_token", 0) + 1
-        token = self.three_d_token
+        token, generation = self.three_d_token, self.generation
+
+        def superseded():
+            return token != self.three_d_token or generation != self.generation or bool(self.pending)
 
         async def run():
             await asyncio.sleep(delay_s)
-            if token != self.three_d_token or self.pending or self.model.session is None:
+            if superseded() or self.model.session is None:
                 return
             loop = asyncio.get_running_loop()
             try:
+                settled = await loop.run_in_executor(self.plan_lane, lambda: self.model.settle(cancelled=superseded))
+                if settled is None or superseded():
+                    return  # a newer change came: it refreshes again once the sliders rest
+                self._push(settled)
                 frozen = await loop.run_in_executor(self.plan_lane, self.model.frozen_session)
                 escalated = await loop.run_in_executor(self.background, self.model.escalated, frozen)
                 if token == self.three_d_token and not self.pending:
@@ -262,6 +277,7 @@ class TeachApp:
                 return  # a newer change superseded this one
             values = await loop.run_in_executor(self.plan_lane, self.model.install, session)
             self._push(values)
+            self._refresh_three_d(delay_s=0.0)  # converge the new plan, then its escalation and 3-D view
             if card or self.model.card is None:
                 self._push({"busy_text": "scoring the strategies", "card_ready": False})
                 result = await loop.run_in_executor(self.background, lambda: self.model.compute_card(
@@ -272,11 +288,6 @@ class TeachApp:
                 if self.model.decision and not self.state.recorded:
                     self.model.record_noms(result.noms_key)
                     self._push({**self.model.progress_state(), "recorded": True})
-            self._push({"busy_text": "drawing the 3-D view"})
-            inputs = await loop.run_in_executor(self.plan_lane, self.model.three_d_inputs)
-            values = await loop.run_in_executor(self.background, self.model.render_three_d, inputs, self.camera)
-            if generation == self.generation:
-                self._push(values)
             gaps = [GAP_STEP_MM * i for i in range(int(GAP_MAX_MM / GAP_STEP_MM) + 1)]
             await loop.run_in_executor(self.plan_lane, lambda: session.prepare_gaps(
                 gaps, cancelled=lambda: generation != self.generation or bool(self.pending)))
@@ -347,10 +358,15 @@ class TeachApp:
         self._rebuild(card=True)
 
     def save_plan(self):
-        try:
-            self._push(self.model.save_plan())
-        except Exception as error:
-            self._error(f"could not save: {error}")
+        async def run():
+            # On the plan thread: the plan is settled first, and the session is not read while
+            # a slider update changes it.
+            loop = asyncio.get_running_loop()
+            try:
+                self._push(await loop.run_in_executor(self.plan_lane, self.model.save_plan))
+            except Exception as error:
+                self._error(f"could not save: {error}")
+        asyncio.ensure_future(run())
 
     def timeline_view(self):
         if self.model.case is None:

@@ -1,11 +1,14 @@
 """Interactive planning state: the influence matrix is built once and kept.
 
 A resident moves sliders (prescription, separation gap); the session re-optimises on the
-cached matrix with a warm start (:func:`planner.optimise.reoptimise`). The matrix is built
-on the pre-operative scene with beamlets covering the pre-operative PTV, which contains any
-post-operative one; separation surgery only turns tumour into fluid (1.05 -> 1.0 g/cc), a
-density change the session reports and does not rebuild for. Hardware or cement would change
-the density and need a new matrix (a new session).
+cached matrix with a warm start (:func:`planner.optimise.reoptimise`): a few iterations, so
+the state it returns is provisional (``converged`` False) and depends on the path the sliders
+took; :meth:`Session.converge` then runs a full optimisation from a start that depends on the
+settings only (the app does once the slider rests), whose figures no longer depend on the
+path. The matrix is built on the pre-operative scene with beamlets covering the pre-operative
+PTV, which contains any post-operative one; separation surgery only turns tumour into fluid
+(1.05 -> 1.0 g/cc), a density change the session reports and does not rebuild for. Hardware
+or cement would change the density and need a new matrix (a new session).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from .constraints import constraints_for
 from .influence import build_influence, planning_kept_energy
 from .optimise import optimise, reoptimise
 from .achievable import achievable_limits
-from .plan import (ACHIEVABLE_STRUCTURE, Regimen, _make_terms, _optimisation_region, _point_limits, _rows, _term_rows,
+from .plan import (ACHIEVABLE_STRUCTURE, Regimen, _make_terms, _optimisation_region, _point_limits, optimisation_stride, _rows, _term_rows,
                    achievable_from, add_targets, escalate, hard_structures, row_measure)
 
 __all__ = ["Session", "SessionState"]
@@ -32,7 +35,12 @@ __all__ = ["Session", "SessionState"]
 class SessionState:
     """What a slider change gives back: the regimen and gap now set, the achievable
     prescription and PTV D90 (Gy) of the current plan (measured on the matrix rows), the
-    optimiser's iterations and a note.
+    optimiser's iterations, a note, and whether the plan is converged.
+
+    ``converged`` False marks a provisional state: the few warm-started iterations of a
+    slider update, whose figures depend on the slider's history (on T10 at 27 Gy/3 and a
+    2 mm gap, 27.2-29.2 Gy by path against 29.7 Gy converged); :meth:`Session.converge`
+    gives the settled one.
     """
     regimen: Regimen
     gap_mm: float
@@ -40,10 +48,14 @@ class SessionState:
     ptv_d90_gy: float
     iterations: int
     note: str
+    converged: bool = False
 
 
 class Session:
     """Planning state for one case; methods return a :class:`SessionState` after each change.
+
+    The slider methods return provisional states (``converged`` False); :meth:`converge`
+    finishes the optimisation at the current settings and returns the settled state.
 
     Building a session builds the scene, the targets, the beams and the influence matrix
     and optimises once (seconds); the slider methods then re-optimise on that matrix.
@@ -83,11 +95,18 @@ class Session:
         self.beams = make_beams(points, gantry_deg=arrangement_angles(arrangement), beamlet_mm=5.0)
         organs = tuple(sorted({c.structure for c in self.constraints if scene.has(c.structure)}))
         self.influence = build_influence(scene, self.beams, target="ptv", roi=_optimisation_region(scene, organs=organs),
-                                         report=lambda s: None, backend=backend, kept_energy=planning_kept_energy())
+                                         report=lambda s: None, backend=backend, kept_energy=planning_kept_energy(),
+                                         sampling_stride=optimisation_stride(scene))
         self.gap_mm = 0.0
         result = optimise(self.influence.matrix, self._terms(), backend=backend)
         self.weights = result.weights
         self._last_rx = regimen.dose_gy
+        self.converged = True
+        self._settled = {}  # settings -> (weights, iterations) of converge(); shared by copies
+
+    #: Whether :attr:`weights` are a full optimisation's at the current settings (a slider
+    #: update sets it False, :meth:`converge` True).
+    converged = False
 
     def _scene(self, gap_mm: float):
         key = round(float(gap_mm), 3)
@@ -129,17 +148,73 @@ class Session:
             self._sliders[key] = (self.influence.matrix[used], renumber(term_rows), renumber(measure_rows))
         return self._sliders[key]
 
-    def _state(self, iterations: int, note: str) -> SessionState:
+    def _state(self, iterations: int, note: str, converged: bool = False) -> SessionState:
         # Metrics on the used matrix rows only (every target and organ voxel near the PTV is a
         # row): no full-grid dose is formed while a slider moves.
         matrix, _, rows_of = self._slider()
         measure = row_measure(matrix, self.weights, rows_of, self.base_scene.grid.voxel_volume_cc)
         achievable = achievable_from(measure, self.constraints, set(rows_of), fractions=self.regimen.fractions)
-        return SessionState(self.regimen, self.gap_mm, achievable, measure("ptv", "D90%"), iterations, note)
+        return SessionState(self.regimen, self.gap_mm, achievable, measure("ptv", "D90%"), iterations, note,
+                            converged)
 
     def _reoptimise(self, scale: float = 1.0):
         matrix, term_rows, _ = self._slider()
+        self.converged = False
         return reoptimise(matrix, _make_terms(term_rows, self.regimen), self.weights, scale=scale, backend=self.backend)
+
+    def _settings_key(self) -> tuple:
+        """What a settled plan depends on: the rules (protocol, cord surrogate), the regimen
+        and the gap."""
+        return (self.protocol, getattr(self, "surrogate", None), self.regimen.dose_gy, self.regimen.fractions,
+                round(self.gap_mm, 3))
+
+    def converge(self, *, cancelled=None) -> SessionState | None:
+        """Finish the optimisation at the current settings: the settled state.
+
+        A full :func:`~planner.radiotherapy.optimise.optimise` (its stopping rules, up to 500
+        iterations) on the session's matrix from the same start the constructor and
+        :func:`~planner.radiotherapy.plan.plan_case` use (all weights one), not from the
+        slider's weights: from those, the full optimisation stops at different points of a
+        flat valley, and its achievable prescription still depends on the slider's history
+        (T10, 27 Gy/3, 2 mm gap: 31.95-33.29 Gy over four paths on the 5 mm grid, 29.67-29.72
+        on the 2.5 mm one). From one start the settled plan depends on the settings only, so
+        a state reached by any slider path settles to the same figure. Settled plans are kept
+        per setting (protocol, surrogate, regimen, gap): a setting visited again settles at
+        once.
+
+        Parameters
+        ----------
+        cancelled : callable, optional
+            Checked before every objective evaluation (a newer slider move waited 5 ms median,
+            11 ms worst, on the 2.5 mm grid under load); when it returns True the optimisation
+            stops, the weights stay those of the provisional plan, and None is returned (the
+            app cancels when the resident moves a slider again).
+
+        Returns
+        -------
+        SessionState or None
+            The state with ``converged`` True, or None when cancelled.
+        """
+        note = "converged at these settings; matrix kept"
+        if self.converged:
+            return self._state(0, note, converged=True)
+        key = self._settings_key()
+        if key not in self._settled:
+            matrix, term_rows, _ = self._slider()
+            stopped = []
+
+            def stop():
+                if cancelled is not None and cancelled():
+                    stopped.append(True)
+                return bool(stopped)
+
+            result = optimise(matrix, _make_terms(term_rows, self.regimen), backend=self.backend, stop=stop)
+            if stopped:
+                return None
+            self._settled[key] = (result.weights, result.iterations)
+        weights, iterations = self._settled[key]
+        self.weights, self.converged = weights.copy(), True
+        return self._state(iterations, note, converged=True)
 
     def maximum_prescription(self) -> tuple:
         """The maximum achievable prescription at the current gap, by the plan's escalation search.

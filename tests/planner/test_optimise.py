@@ -194,3 +194,22 @@ def test_the_optimiser_settings_are_read_once_from_the_objectives_file(monkeypat
     broken["stall_iterations"]["value"] = 2.5
     with pytest.raises(ValueError, match=r"stall_iterations .* must be an integer in \[1, 1000\], got 2.5"):
         reader()
+
+
+def test_the_caller_can_stop_a_run(rng):
+    """A caller's stop (a newer slider move) ends the loop at once; the run says it was stopped,
+    not converged, and its weights are those it reached."""
+    matrix, terms = _problem(rng)
+    calls = []
+
+    def stop():
+        calls.append(1)
+        return len(calls) >= 3
+
+    result = optimise(matrix, terms, ftol=1e-14, gtol=1e-12, stop=stop)
+    assert not result.converged and result.message.startswith("STOPPED") and len(calls) == 3
+    assert result.iterations <= 2  # two evaluations at most: the start and one step
+    assert result.objective == pytest.approx(total(terms, matrix @ result.weights)[0], rel=1e-9)
+    assert result.objective <= total(terms, matrix @ np.ones(matrix.shape[1]))[0]  # the best point evaluated
+    never = optimise(matrix, terms, stop=lambda: False)
+    assert never.converged and never.objective == pytest.approx(optimise(matrix, terms).objective, rel=1e-12)

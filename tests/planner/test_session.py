@@ -75,3 +75,50 @@ def test_maximum_prescription_rises_with_separation(session):
     assert operated > 1.5 * none and probes
     assert operated <= escalation_bound(2)["total_gy"] * (1 + 1e-9)
     assert binding["source"] and binding["limit_gy"] > 0
+
+
+@pytest.fixture(scope="module")
+def coarse():
+    """The separation case of the teaching app's finding (T10, 27 Gy/3) on the 5 mm grid."""
+    return Session("t10_rcc_escc2", regimen=Regimen(27.0, 3), grid_mm=(5.0, 5.0, 5.0))
+
+
+def _walk(prepared, gaps):
+    walked = copy.copy(prepared)
+    walked._settled = {}  # its own settled plans: each path converges by itself, none reuses another's
+    for gap in gaps:
+        state = walked.set_gap(gap)
+    return walked, state
+
+
+@pytest.mark.slow
+def test_the_settled_headline_does_not_depend_on_the_slider_path(coarse):
+    """The same settings reached by two slider paths: the quick updates are marked provisional
+    (their figures depend on the path); once converged the headline agrees within 0.1 Gy."""
+    direct, quick_direct = _walk(coarse, [2.0])
+    wiggled, quick_wiggled = _walk(coarse, [1.0, 3.0, 0.5, 2.5, 2.0, 2.0])
+    assert not quick_direct.converged and not quick_wiggled.converged
+    assert not direct.converged and quick_direct.iterations <= 6
+    settled_direct, settled_wiggled = direct.converge(), wiggled.converge()
+    assert settled_direct.converged and settled_wiggled.converged and direct.converged
+    assert (settled_direct.gap_mm, settled_direct.regimen) == (settled_wiggled.gap_mm, settled_wiggled.regimen)
+    assert settled_direct.achievable_prescription_gy == pytest.approx(settled_wiggled.achievable_prescription_gy,
+                                                                      abs=0.1)
+    assert settled_direct.ptv_d90_gy == pytest.approx(settled_wiggled.ptv_d90_gy, abs=0.1)
+    # Converging again at the same settings changes nothing.
+    assert direct.converge().achievable_prescription_gy == settled_direct.achievable_prescription_gy
+
+
+@pytest.mark.slow
+def test_a_setting_visited_again_settles_at_once_and_a_newer_move_cancels(coarse):
+    walked, _ = _walk(coarse, [1.5])
+    settled = walked.converge()
+    walked.set_gap(3.0)
+    assert walked.set_gap(1.5).achievable_prescription_gy is not None and not walked.converged
+    again = walked.converge(cancelled=lambda: True)  # kept from the first visit: nothing to cancel
+    assert again.achievable_prescription_gy == settled.achievable_prescription_gy
+    moved = walked.set_gap(2.5)
+    before = walked.weights
+    assert walked.converge(cancelled=lambda: True) is None  # a newer move came: the quick plan stays
+    assert walked.weights is before and not walked.converged
+    assert walked._state(0, "").achievable_prescription_gy == moved.achievable_prescription_gy

@@ -100,6 +100,25 @@ def test_the_gap_slider_moves_the_headline_table_and_view(planning):
     assert "Separation gap 2 mm" in page.text_content("body")
 
 
+def test_the_headline_is_provisional_until_the_plan_settles(planning):
+    """A slider move shows a provisional headline ('refining...'); once the slider rests the
+    plan converges and the marker goes. Back at the same gap by another path, the settled
+    headline is the same."""
+    page = planning
+    page.wait_for_selector("#refining", state="hidden", timeout=120_000)
+    settled = page.text_content("#achievable")
+    page.focus("#gap .v-slider-thumb")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_selector("#refining", timeout=20_000)
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function("document.body.innerText.includes('Separation gap 2 mm')", timeout=20_000)
+    page.wait_for_function("window.trame.state.get('provisional') === true", timeout=20_000)
+    page.wait_for_selector("#refining", state="hidden", timeout=120_000)
+    assert page.text_content("#achievable") == settled
+
+
 def test_a_beam_change_rebuilds_in_the_background_with_progress(planning):
     page = planning
     page.wait_for_function("!document.querySelector('#busy')", timeout=60_000)

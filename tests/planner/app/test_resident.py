@@ -45,3 +45,40 @@ def test_weights_rerank_without_replanning(model):
     heavy = model.apply({"weights": {"time": 100.0, "local_control": 0.0, "walking": 0.0}})
     assert [r.plan for r in model.card.results] == plans  # the same evaluated strategies, re-weighted
     assert heavy["ranked"] != shown["ranked"]
+
+
+@pytest.mark.slow
+def test_a_slider_update_is_provisional_until_the_plan_settles(model):
+    """The fast path marks its figures provisional; settling (the app does once the slider
+    rests) converges, is cancellable, and a second path to the same gap settles the same."""
+    if model.decision is None:
+        model.decide("separation_sbrt_27gy_3fx")
+    if model.session is None:
+        model.install(model.build_session())
+    quick = model.apply({"gap_mm": 1.0})
+    assert quick["provisional"] is True
+    assert model.settle(cancelled=lambda: True) is None  # a newer move waits: nothing changes
+    settled = model.settle()
+    assert settled["provisional"] is False and settled["achievable_gy"] > 0 and settled["constraint_rows"]
+    assert settled["dvh_svg"].startswith("<svg") and settled["update_count"] > quick["update_count"]
+    assert model.settle() == {"provisional": False}  # already settled: nothing to redo
+    for gap in (3.0, 0.5, 1.0):
+        again = model.apply({"gap_mm": gap})
+    assert again["provisional"] is True
+    assert model.settle()["achievable_gy"] == pytest.approx(settled["achievable_gy"], abs=0.1)
+
+
+@pytest.mark.slow
+def test_a_saved_plan_records_the_settled_figure(model):
+    """Saving while the figure is provisional settles first: the stored figure is the settled one."""
+    if model.decision is None:
+        model.decide("separation_sbrt_27gy_3fx")
+    if model.session is None:
+        model.install(model.build_session())
+    model.apply({"gap_mm": 2.5})
+    assert model.apply({"gap_mm": 1.5})["provisional"] is True
+    saved = model.save_plan()
+    assert saved["provisional"] is False and saved["progress_rows"] is not None
+    plan = model.store.progress("ana").plans[-1]
+    assert plan["gap_mm"] == 1.5 and plan["achievable_gy"] == pytest.approx(saved["achievable_gy"], abs=0.05)
+    assert model.settle() == {"provisional": False}
