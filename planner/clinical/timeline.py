@@ -131,13 +131,16 @@ class Timeline:
         Returns
         -------
         str
-            E.g. ``'SBRT-alone window: closes by week 8. Walking: not lost within the timeline.'``.
+            E.g. ``'SBRT-alone window: closes by week 8. Walking without treatment: not lost within
+            the timeline.'``.
         """
         closes = ("still open at the last point" if self.sbrt_window_closes_week is None
                   else f"closes by week {self.sbrt_window_closes_week:g}")
         lost = ("not lost within the timeline" if self.walking_lost_week is None
                 else f"lost by week {self.walking_lost_week:g}")
-        return f"SBRT-alone window: {closes}. Walking: {lost}."
+        # "untreated": the week walking is lost follows the untreated course; the walking figures
+        # beside it are after treatment (a resident read the two as contradicting each other).
+        return f"SBRT-alone window: {closes}. Walking without treatment: {lost}."
 
     def to_json(self) -> str:
         """The timeline as JSON (:meth:`as_dict`).
