@@ -65,6 +65,9 @@ class Launcher:
         The progress file every session writes to.
     grid_mm : float
         Planning grid of the sessions.
+    score_grid_mm : float, optional
+        Grid of the sessions' scorecards and timelines; default the report's gap-resolving grid
+        (:class:`planner.app.resident.ResidentModel`); tests pass a coarse one.
     max_sessions : int
         Sessions allowed at once.
     idle_s : int
@@ -74,8 +77,8 @@ class Launcher:
     """
 
     def __init__(self, *, host="127.0.0.1", port=0, db, grid_mm=2.5, max_sessions=8, idle_s=900, threads=1,
-                 banner=""):
-        self.host, self.db, self.grid_mm = host, str(db), grid_mm
+                 banner="", score_grid_mm=None):
+        self.host, self.db, self.grid_mm, self.score_grid_mm = host, str(db), grid_mm, score_grid_mm
         self.max_sessions, self.idle_s, self.threads, self.banner = max_sessions, idle_s, threads, banner
         self.sessions = []  # (process, port, resident)
         self.lock = threading.Lock()
@@ -138,6 +141,8 @@ class Launcher:
         command = [sys.executable, "-m", "planner.app.ui", "--port", str(port), "--host", self.host,
                    "--resident", resident, "--db", self.db, "--grid-mm", str(self.grid_mm), "--idle-s",
                    str(self.idle_s), "--threads", str(self.threads)]
+        if self.score_grid_mm is not None:
+            command += ["--score-grid-mm", str(self.score_grid_mm)]
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=None)
         with self.lock:
             self.sessions.append((process, port, resident))

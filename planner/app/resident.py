@@ -53,11 +53,21 @@ class ResidentModel:
     store : ProgressStore or None
         Where decisions and saved plans go (None: nowhere).
     grid_mm : tuple of float
-        Planning grid (z, y, x) mm: (2.5, 2.5, 2.5) for teaching, coarser for tests.
+        Planning grid (z, y, x) mm of the live plan: (2.5, 2.5, 2.5) for teaching, coarser for tests.
+    score_grid_mm : tuple of float, optional
+        Grid (z, y, x) mm the scorecard and the delay timeline plan their strategies on; default
+        the report's gap-resolving grid (``GAP_RESOLVING_GRID_MM``), so the app's scorecard is
+        the report's and ``spinesim compare``'s. On the live plan's 2.5 mm grid a strategy near
+        a cohort's dose floor can fall on the other side (T10 SBRT 24 Gy/2: GTV D95 19.2 Gy and
+        the conventional cohort's 62% local control at 2.5 mm, 21.2 Gy and the SBRT cohort's 90%
+        on the gap-resolving grid); tests pass a coarse grid for speed.
     """
 
-    def __init__(self, resident: str, *, store=None, grid_mm=(2.5, 2.5, 2.5)):
+    def __init__(self, resident: str, *, store=None, grid_mm=(2.5, 2.5, 2.5), score_grid_mm=None):
+        from planner.radiotherapy.plan import GAP_RESOLVING_GRID_MM
+
         self.resident, self.store, self.grid_mm = resident, store, tuple(grid_mm)
+        self.score_grid_mm = tuple(GAP_RESOLVING_GRID_MM if score_grid_mm is None else score_grid_mm)
         self.case = None
         self.session = None
         self.card = None
@@ -245,7 +255,7 @@ class ResidentModel:
         from planner.clinical.scorecard import compare_strategies
 
         return compare_strategies(self.case, weights=self.controls.weights or None, weeks_delay=self.controls.weeks,
-                                  grid_mm=self.grid_mm, progress=progress)
+                                  grid_mm=self.score_grid_mm, progress=progress)
 
     def install_card(self, card) -> dict:
         self.card = card
@@ -292,7 +302,7 @@ class ResidentModel:
         from planner.pictures.charts import plot_timeline
         from planner.pictures.report import _figure_png
 
-        result = timeline(self.case, weeks=weeks, grid_mm=self.grid_mm, progress=progress)
+        result = timeline(self.case, weeks=weeks, grid_mm=self.score_grid_mm, progress=progress)
         figure = plot_timeline(result.rows(), title=f"{self.case.title}: delay of diagnosis")
         return {"img_timeline": data_url(_figure_png(figure)), "timeline_summary": result.summary()}, result
 

@@ -424,6 +424,7 @@ def _parse(argv):
     parser.add_argument("--resident", required=True)
     parser.add_argument("--db", default=None)
     parser.add_argument("--grid-mm", type=float, default=2.5)
+    parser.add_argument("--score-grid-mm", type=float, default=None)
     parser.add_argument("--idle-s", type=int, default=900)
     parser.add_argument("--threads", type=int, default=1)
     return parser.parse_known_args(argv)[0]
@@ -441,7 +442,8 @@ def main(argv=None) -> int:
 
     store = ProgressStore(args.db) if args.db else None
     server = get_server("spinesim-teach", client_type="vue3")
-    build(server, ResidentModel(args.resident, store=store, grid_mm=(args.grid_mm,) * 3))
+    score_grid = None if args.score_grid_mm is None else (args.score_grid_mm,) * 3  # None: the report's grid
+    build(server, ResidentModel(args.resident, store=store, grid_mm=(args.grid_mm,) * 3, score_grid_mm=score_grid))
     sys.argv = sys.argv[:1]  # trame parses the command line too
     server.start(port=args.port, host=args.host, open_browser=False, timeout=args.idle_s, show_connection_info=False)
     return 0

@@ -22,7 +22,8 @@ pytestmark = [pytest.mark.slow,
 def _launch(db):
     from planner.app.launcher import Launcher
 
-    launcher = Launcher(host="127.0.0.1", port=0, db=db, grid_mm=5.0, max_sessions=4, idle_s=120, threads=1)
+    launcher = Launcher(host="127.0.0.1", port=0, db=db, grid_mm=5.0, max_sessions=4, idle_s=120, threads=1,
+                        score_grid_mm=5.0)
     threading.Thread(target=launcher.httpd.serve_forever, daemon=True).start()
     return launcher
 

@@ -7,9 +7,28 @@ from planner.app.store import ProgressStore
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     store = ProgressStore(tmp_path_factory.mktemp("resident") / "p.sqlite")
-    model = ResidentModel("ana", store=store, grid_mm=(5.0, 5.0, 5.0))
+    model = ResidentModel("ana", store=store, grid_mm=(5.0, 5.0, 5.0), score_grid_mm=(5.0, 5.0, 5.0))
     model.open_case("t10_rcc_escc2")
     return model
+
+
+def test_the_scorecard_and_timeline_plan_on_the_reports_grid_by_default(monkeypatch):
+    """The app's scorecard is the report's: same function, same gap-resolving grid (on the live
+    plan's 2.5 mm grid T10's SBRT 24 Gy/2 fell below the SBRT cohort's dose floor)."""
+    import planner.clinical.scorecard as scorecard
+    import planner.clinical.timeline as timeline_module
+    from planner.radiotherapy.plan import GAP_RESOLVING_GRID_MM
+
+    seen = {}
+    monkeypatch.setattr(scorecard, "compare_strategies", lambda case, **options: seen.setdefault("card", options))
+    monkeypatch.setattr(timeline_module, "timeline", lambda case, **options: seen.setdefault("timeline", options) and None)
+    model = ResidentModel("ben")
+    model.case = object()
+    model.compute_card()
+    with pytest.raises(AttributeError):  # the stub returns no timeline; only its grid is checked
+        model.compute_timeline()
+    assert seen["card"]["grid_mm"] == tuple(GAP_RESOLVING_GRID_MM) == seen["timeline"]["grid_mm"]
+    assert ResidentModel("cy", score_grid_mm=(5.0, 5.0, 5.0)).score_grid_mm == (5.0, 5.0, 5.0)
 
 
 @pytest.mark.slow
