@@ -44,6 +44,10 @@ def _lower_priority() -> None:
         pass
 
 
+class _Superseded(Exception):
+    """A scorecard started ahead for a case the resident has since left."""
+
+
 class TeachApp:
     """Binds a :class:`ResidentModel` to a trame server's state."""
 
@@ -56,6 +60,7 @@ class TeachApp:
         self.pending = {}
         self.draining = False
         self.generation = 0
+        self.card_ahead = None  # (case, weeks, future) of the scorecard started when the case opened
         self.timeline = None
         self.report_dir = tempfile.mkdtemp(prefix="spinesim-teach-")
         server.serve["summary"] = self.report_dir
@@ -280,8 +285,10 @@ class TeachApp:
             self._refresh_three_d(delay_s=0.0)  # converge the new plan, then its escalation and 3-D view
             if card or self.model.card is None:
                 self._push({"busy_text": "scoring the strategies", "card_ready": False})
-                result = await loop.run_in_executor(self.background, lambda: self.model.compute_card(
-                    progress=self._progress(generation, loop)))
+                result = await self._card_started_ahead()
+                if result is None:
+                    result = await loop.run_in_executor(self.background, lambda: self.model.compute_card(
+                        progress=self._progress(generation, loop)))
                 if generation != self.generation:
                     return
                 self._push({**self.model.install_card(result), "card_ready": True})
@@ -327,6 +334,35 @@ class TeachApp:
             if generation == self.generation:
                 self._push({"img_phantom": values["img_3d"], "three_d_note": values["three_d_note"]})
         asyncio.ensure_future(phantom())
+        self._start_card_ahead()
+
+    def _start_card_ahead(self):
+        """Start the scorecard while the resident reads the vignette and decides: it plans the
+        whole menu on the report's grid (about 25 s for T10 on 2 cores, the longest wait after
+        the decision); nothing of it is shown before the decision. Abandoned (at its next
+        progress step) when the resident opens another case."""
+        case, weeks = self.model.case, self.model.controls.weeks
+
+        def still_wanted(*_):
+            if self.model.case is not case:
+                raise _Superseded()
+
+        def compute():
+            still_wanted()
+            return self.model.compute_card(progress=still_wanted)
+
+        self.card_ahead = (case, weeks, self.background.submit(compute))
+
+    async def _card_started_ahead(self):
+        """The scorecard started when the case opened, if it is this case's at these weeks
+        (None otherwise, or if it failed: then it is computed again)."""
+        ahead, self.card_ahead = self.card_ahead, None
+        if ahead is None or ahead[0] is not self.model.case or ahead[1] != self.model.controls.weeks:
+            return None
+        try:
+            return await asyncio.wrap_future(ahead[2])
+        except Exception:  # superseded or failed: computed again in the caller, which reports errors
+            return None
 
     def upload_case(self, files=None, **kwargs):
         files = files or self.state.case_file
