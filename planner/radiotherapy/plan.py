@@ -37,7 +37,8 @@ from .beams import arrangement_angles, make_beams
 from .constraints import check_constraints, constraints_for
 from .correction import correct, correction_settings, engine_agreement
 from .dose_to_water import check_dose_to, describe_dose_quantity, to_dose_quantity, water_to_medium_ratio
-from .influence import build_influence, final_dose, planning_kept_energy
+from .delivered_dose import final_dose
+from .influence import build_influence, planning_kept_energy
 from .metrics import metric, structure_dose
 from .objectives import DoseVolumeMin, Overdose, Underdose
 from .optimise import optimise

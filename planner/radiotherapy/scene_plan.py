@@ -27,7 +27,8 @@ from scipy import ndimage
 from scenes.scene import Scene
 
 from .beams import BeamSet, arrangement_angles, make_beams
-from .influence import Influence, build_influence, final_dose, planning_kept_energy
+from .delivered_dose import final_dose
+from .influence import Influence, build_influence, planning_kept_energy
 from .metrics import metric, structure_dose
 from .correction import correct, correction_settings, engine_agreement
 from .dose_to_water import check_dose_to, describe_dose_quantity, to_dose_quantity, water_to_medium_ratio
