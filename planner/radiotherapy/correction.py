@@ -30,8 +30,7 @@ from scenes.scene import Scene
 
 from .influence import Influence
 from .metrics import metric, structure_dose
-from .objectives import Term
-from .optimise import optimise
+from .optimise import _rows_read, optimise
 from .protocols import read_table
 
 __all__ = ["Corrected", "correct", "engine_agreement", "correction_settings"]
@@ -141,7 +140,8 @@ def correct(influence: Influence, terms, weights, *, final_of, agreement_of, tol
     shape = tuple(influence.grid_shape)
     matrix, rows = influence.matrix, influence.voxel_indices
     row_scale, offset = None, np.zeros(matrix.shape[0])
-    read = _rows_read(terms, matrix.shape[0])
+    # The rows the optimiser reads (its own rule; a term's rows out of range are refused here, before any work).
+    read = _rows_read(terms, matrix.shape[0])[0] if terms else np.arange(matrix.shape[0])
     settings = correction_settings()
     max_ratio = float(settings["max_ratio"])
     radius, shrink, damping = float(settings["trust_radius"]), float(settings["trust_shrink"]), float(settings["step"])
@@ -187,16 +187,6 @@ def _corrected(matrix, final_rows, weights, max_ratio: float):
         ratio = final_rows / pencil
     by_ratio = (pencil > 0) & (ratio >= 1 / max_ratio) & (ratio <= max_ratio)
     return np.where(by_ratio, ratio, 1.0).astype(matrix.data.dtype), np.where(by_ratio, 0.0, final_rows - pencil)
-
-
-def _rows_read(terms, n_rows: int) -> np.ndarray:
-    """The rows the objective terms read (every row when a term does not say which it reads,
-    as :func:`~planner.radiotherapy.optimise.optimise` decides)."""
-    if terms and all(isinstance(term, Term) for term in terms):
-        rows = np.unique(np.concatenate([np.asarray(term.rows, np.int64) for term in terms]))
-        if rows[0] >= 0 and rows[-1] < n_rows:  # rows out of range: the optimiser says so
-            return rows
-    return np.arange(n_rows)
 
 
 def _scaled_rows(matrix, row_scale, rows):
