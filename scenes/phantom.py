@@ -41,18 +41,26 @@ class PhantomRecipe:
 
 
 def default_grid(anatomy: Anatomy, spacing_mm=(2.5, 1.25, 1.25)) -> Grid:
-    """The grid covering the body outline (plus a small air margin) and the column's z range."""
+    """The grid covering the body outline (plus a small air margin across) and the column's z range
+    (whole slices within it)."""
     spacing = np.asarray(spacing_mm, dtype=float)
     if spacing.shape != (3,) or np.any(spacing <= 0) or np.any(spacing > 10):
         raise ValueError(f"spacing_mm must be three values in (0, 10] mm (z, y, x), got {tuple(np.ravel(spacing_mm))}")
     low, high = anatomy.outline.bounds_mm
     low = low - np.array([0.0, OUTLINE_MARGIN_MM, OUTLINE_MARGIN_MM])
     high = high + np.array([0.0, OUTLINE_MARGIN_MM, OUTLINE_MARGIN_MM])
-    # Align voxel centres so that x = 0 (the midline) and z = 0 fall on voxel centres.
+    # Align voxel centres so that x = 0 (the midline) and z = 0 fall on voxel centres. Across
+    # (y, x) the nearest centres outside the margin; along z only slices lying wholly within the
+    # outline's length: a slice rounded past its end would be air across the whole section,
+    # with bone of the column (a sloping spinous process) floating in it.
     shape, origin = [], []
     for axis in range(3):
-        first = np.floor(low[axis] / spacing[axis] + 0.5)
-        last = np.ceil(high[axis] / spacing[axis] - 0.5)
+        if axis == 0:
+            first = np.ceil(low[axis] / spacing[axis] + 0.5 - 1e-9)
+            last = np.floor(high[axis] / spacing[axis] - 0.5 + 1e-9)
+        else:
+            first = np.floor(low[axis] / spacing[axis] + 0.5)
+            last = np.ceil(high[axis] / spacing[axis] - 0.5)
         shape.append(int(last - first + 1))
         origin.append(float(first * spacing[axis]))
     return Grid(tuple(shape), tuple(spacing), tuple(origin))

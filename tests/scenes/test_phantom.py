@@ -48,6 +48,21 @@ def test_neural_axis_nesting(level):
 
 
 @pytest.mark.parametrize("level", PHANTOM_LEVELS)
+def test_every_slice_lies_within_the_body(level):
+    """No slice of air at either end of the grid (the first and last slices used to round
+    past the outline's length: a black strip in sagittal views, bone floating in air)."""
+    scene = phantom(level)
+    body = scene.structure("body_outline").full() > 0.5
+    per_slice = body.sum(axis=(1, 2))  # changes with the region (neck into chest), never to nothing
+    assert per_slice.min() > 0 and per_slice[0] >= 0.9 * per_slice[1] and per_slice[-1] >= 0.9 * per_slice[-2], per_slice
+    low, high = scene.anatomy.outline.bounds_mm
+    z = scene.grid.axes_mm()[0]
+    half = scene.grid.spacing_mm[0] / 2
+    assert z[0] - half >= low[0] - 1e-6 and z[-1] + half <= high[0] + 1e-6
+    assert (scene.structure("spinal_canal").full() > 0.5).sum(axis=(1, 2)).min() > 0  # the sac ends at S2
+
+
+@pytest.mark.parametrize("level", PHANTOM_LEVELS)
 def test_canal_lies_between_body_and_laminae(level):
     scene = phantom(level)
     grid = scene.grid
