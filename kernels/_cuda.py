@@ -59,7 +59,7 @@ def blocks_for(n_items: int, threads_per_block: int, max_blocks: int | None) -> 
     return blocks
 
 
-def device_functions(*cpu_functions) -> types.SimpleNamespace:
+def device_functions(*cpu_functions, uses: dict | None = None) -> types.SimpleNamespace:
     """The CPU twin's per-element functions compiled again as CUDA device functions.
 
     Each is the ``@njit`` function's own Python source (``py_func``), written once for both
@@ -73,6 +73,9 @@ def device_functions(*cpu_functions) -> types.SimpleNamespace:
     cpu_functions : numba dispatchers
         ``@njit`` functions of one ``<algo>_cpu.py`` module, with every function of that
         module they call.
+    uses : dict, optional
+        Device functions of other modules the CPU functions call, by the global name they call
+        them by (e.g. ``{"path_integral_between": raytrace_cuda.path_integral}``).
 
     Returns
     -------
@@ -85,6 +88,7 @@ def device_functions(*cpu_functions) -> types.SimpleNamespace:
         raise ValueError(f"cpu_functions must all come from one module, got {modules}")
     module_globals = plain[0].__globals__
     namespace = dict(module_globals)
+    namespace.update(uses or {})
     compiled = {}
     for function in plain:
         copy = types.FunctionType(function.__code__, namespace, function.__name__, function.__defaults__,

@@ -37,6 +37,8 @@ faster than per-line arrays and a bounds test at every step.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -64,7 +66,7 @@ def _attenuation_escape(tau):
     """A voxel's attenuation e^-tau of the energy in transit and escape (1 - e^-tau)/tau of its
     own release (the series below 1e-6, where the quotient loses its digits)."""
     if tau > 1e-6:
-        attenuation = np.exp(-tau)
+        attenuation = math.exp(-tau)  # math, not NumPy: the CUDA twin compiles this function too
         return attenuation, (1.0 - attenuation) / tau
     return 1.0 - tau, 1.0 - 0.5 * tau
 

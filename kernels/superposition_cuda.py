@@ -3,10 +3,11 @@
 The lines of one direction never share a voxel (the CPU twin's lattice: one voxel per step
 along the dominant axis), so each thread walks its line and adds to ``out`` without atomics;
 directions run one launch after another on the same stream, so their additions never race.
-The recursion and its float64 arithmetic are the CPU twin's, in the same order along each
-line (a stack of sources summed per component, attenuation recomputed only where the density
-changes, the stack read only where the mask of releasing voxels says so); only exp and FMA
-contraction differ in the last bits (tests: relative 1e-9).
+Each line is walked by the CPU twin's own per-line function compiled as a device function
+(:func:`kernels._cuda.device_functions`): the recursion and its float64 arithmetic in the same
+order along each line (a stack of sources summed per component, attenuation recomputed only
+where the density changes, the stack read only where the mask of releasing voxels says so);
+only exp and FMA contraction differ in the last bits (tests: relative 1e-9).
 
 Energy in transit is a per-thread local array of ``MAX_COMPONENTS`` exponential components
 (the commissioned kernel has fewer; more are refused before launch).
@@ -14,12 +15,11 @@ Energy in transit is a per-thread local array of ``MAX_COMPONENTS`` exponential 
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import cuda, float64
 
-from ._cuda import CUDA, as_device, blocks_for, is_device, to_host
+from . import superposition_cpu as cpu_twin
+from ._cuda import CUDA, as_device, blocks_for, device_functions, is_device, to_host
 from .superposition_cpu import active_components, line_offsets, source_stack
 
 __all__ = ["collapsed_cone", "one_direction_kernel", "releasing_kernel", "MAX_COMPONENTS"]
@@ -28,78 +28,33 @@ __all__ = ["collapsed_cone", "one_direction_kernel", "releasing_kernel", "MAX_CO
 MAX_COMPONENTS = 8
 
 
+#: The CPU twin's per-line walk and its helpers, compiled again as device functions: one
+#: source for both twins (:func:`kernels._cuda.device_functions`).
+_cone = device_functions(cpu_twin._line, cpu_twin._voxel, cpu_twin._attenuation_escape)
+_line = _cone._line
+
+
 @cuda.jit(**CUDA)
 def one_direction_kernel(sources, releasing, eta, dominant, sign, other0, other1, offsets, p_low, q_low, lines_q,
                          n_lines, step_cm, amplitudes, rates, out):
-    """Transport along every line of one direction; grid-stride loop over lines.
+    """Transport along every line of one direction; grid-stride loop over lines, each walked
+    by the CPU twin's :func:`kernels.superposition_cpu._line` (every step, bounds checked).
     ``sources`` (nz, ny, nx, n_sources), ``releasing`` (nz, ny, nx) uint8 (1 where a source is
     not zero), ``amplitudes`` (n_sources, K), ``rates`` (K,)."""
     n_dom = eta.shape[dominant]
     n_p = eta.shape[other0]
     n_q = eta.shape[other1]
-    n_sources = amplitudes.shape[0]
-    n_comp = amplitudes.shape[1]
+    swap = other0 > other1
     transit = cuda.local.array(MAX_COMPONENTS, float64)
+    source = cuda.local.array(MAX_COMPONENTS, float64)
     attenuation = cuda.local.array(MAX_COMPONENTS, float64)
     escape = cuda.local.array(MAX_COMPONENTS, float64)
-    source = cuda.local.array(MAX_COMPONENTS, float64)
+    absorbed = cuda.local.array(MAX_COMPONENTS, float64)
+    kept = cuda.local.array(MAX_COMPONENTS, float64)
     for line in range(cuda.grid(1), n_lines, cuda.gridsize(1)):
-        p0 = p_low + line // lines_q
-        q0 = q_low + line % lines_q
-        for c in range(n_comp):
-            transit[c] = 0.0
-        last_density = -1.0
-        carrying = 0
-        for step in range(n_dom):
-            p = p0 + offsets[step, 0]
-            q = q0 + offsets[step, 1]
-            if p < 0 or p >= n_p or q < 0 or q >= n_q:
-                for c in range(n_comp):
-                    transit[c] = 0.0
-                carrying = 0
-                continue
-            d = step if sign > 0 else n_dom - 1 - step
-            # index[dominant] = d, index[other0] = p, index[other1] = q, without a local array.
-            k = d if dominant == 0 else (p if other0 == 0 else q)
-            j = d if dominant == 1 else (p if other0 == 1 else q)
-            i = d if dominant == 2 else (p if other0 == 2 else q)
-            here = releasing[k, j, i]
-            if here == 0 and carrying == 0:
-                continue
-            density = eta[k, j, i]
-            if density != last_density:
-                last_density = density
-                for c in range(n_comp):
-                    tau = rates[c] * density * step_cm
-                    if tau > 1e-6:
-                        attenuation[c] = math.exp(-tau)
-                        escape[c] = (1.0 - attenuation[c]) / tau
-                    else:
-                        attenuation[c] = 1.0 - tau
-                        escape[c] = 1.0 - 0.5 * tau
-            if here == 0:  # energy in transit only
-                deposit = 0.0
-                for c in range(n_comp):
-                    deposit += transit[c] * (1.0 - attenuation[c])
-                out[k, j, i] += deposit
-                for c in range(n_comp):
-                    transit[c] = transit[c] * attenuation[c]
-                continue
-            for c in range(n_comp):
-                source[c] = 0.0
-            for s in range(n_sources):
-                value = sources[k, j, i, s]
-                for c in range(n_comp):
-                    source[c] += value * amplitudes[s, c]
-            deposit = 0.0
-            for c in range(n_comp):
-                deposit += transit[c] * (1.0 - attenuation[c]) + source[c] * (1.0 - escape[c])
-            carrying = 0
-            for c in range(n_comp):
-                transit[c] = transit[c] * attenuation[c] + source[c] * escape[c]
-                if transit[c] != 0.0:
-                    carrying = 1
-            out[k, j, i] += deposit
+        _line(sources, releasing, eta, dominant, sign, swap, True, offsets, n_p, n_q, p_low + line // lines_q,
+              q_low + line % lines_q, 0, n_dom, step_cm, amplitudes, rates, out, transit, source, attenuation, escape,
+              absorbed, kept)
 
 
 @cuda.jit(**CUDA)

@@ -18,11 +18,13 @@ plane where the map is 1).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
 from ._numba import CPU, CPU_PARALLEL, prange
-from .raytrace_cpu import path_integral
+from .raytrace_cpu import path_integral_between
 
 __all__ = ["terma", "media_stack", "absorbed_arguments", "MAX_MEDIA"]
 
@@ -32,33 +34,85 @@ MAX_MEDIA = 8
 
 
 @njit(**CPU)
-def _fluence_at(point, source, axis, u, v, sad_mm, fluence, fluence_origin, fluence_spacing):
+def _fluence_at(p_z, p_y, p_x, source, axis, u, v, sad_mm, fluence, fluence_origin, fluence_spacing):
     """Fluence-map value (nearest pixel) where the ray source -> point crosses the iso plane,
     and the depth of the point along the axis (mm from the source)."""
-    p0 = point[0] - source[0]
-    p1 = point[1] - source[1]
-    p2 = point[2] - source[2]
+    p0 = p_z - source[0]
+    p1 = p_y - source[1]
+    p2 = p_x - source[2]
     depth = p0 * axis[0] + p1 * axis[1] + p2 * axis[2]
     if depth <= 0.0:
         return 0.0, depth
     scale = sad_mm / depth
     a = (p0 * u[0] + p1 * u[1] + p2 * u[2]) * scale
     b = (p0 * v[0] + p1 * v[1] + p2 * v[2]) * scale
-    col = int(np.floor((a - fluence_origin[1]) / fluence_spacing[1] + 0.5))
-    row = int(np.floor((b - fluence_origin[0]) / fluence_spacing[0] + 0.5))
+    col = int(math.floor((a - fluence_origin[1]) / fluence_spacing[1] + 0.5))
+    row = int(math.floor((b - fluence_origin[0]) / fluence_spacing[0] + 0.5))
     if row < 0 or col < 0 or row >= fluence.shape[0] or col >= fluence.shape[1]:
         return 0.0, depth
     return fluence[row, col], depth
+
+
+@njit(**CPU)
+def _fluence_weight(c0, c1, c2, spacing_mm, subsamples, source, axis, u, v, sad_mm, fluence, fluence_origin,
+                    fluence_spacing):
+    """Mean of fluence x inverse square over the ``subsamples**3`` sub-points of the voxel
+    centred at (c0, c1, c2) mm."""
+    inv = 1.0 / subsamples
+    weight = 0.0
+    for a in range(subsamples):
+        p0 = c0 + ((a + 0.5) * inv - 0.5) * spacing_mm[0]
+        for b in range(subsamples):
+            p1 = c1 + ((b + 0.5) * inv - 0.5) * spacing_mm[1]
+            for c in range(subsamples):
+                p2 = c2 + ((c + 0.5) * inv - 0.5) * spacing_mm[2]
+                value, depth = _fluence_at(p0, p1, p2, source, axis, u, v, sad_mm, fluence, fluence_origin,
+                                           fluence_spacing)
+                if value != 0.0:
+                    weight += value * (sad_mm / depth) ** 2
+    return weight / subsamples ** 3
+
+
+@njit(**CPU)
+def _released_at(attenuation_scale, here, c0, c1, c2, origin_mm, spacing_mm, source, energies_mev, photon_fractions,
+                 mu_cm2_g, absorbed_fraction, depth_g_cm2):
+    """Energy released per unit energy fluence at a voxel centre of medium ``here`` and its
+    locally absorbed part, (MeV cm^2/g-weighted sum over the spectrum): the radiological depth
+    in each medium (into the scratch ``depth_g_cm2``, g/cm^2) and the spectral sum."""
+    n_media = attenuation_scale.shape[0]
+    for m in range(n_media):
+        depth_g_cm2[m] = 0.1 * path_integral_between(attenuation_scale[m], origin_mm, spacing_mm, source[0], source[1],
+                                                     source[2], c0, c1, c2)
+    released = 0.0
+    local = 0.0
+    for e in range(energies_mev.shape[0]):
+        exponent = 0.0
+        for m in range(n_media):
+            exponent += mu_cm2_g[m, e] * depth_g_cm2[m]
+        bin_released = photon_fractions[e] * energies_mev[e] * mu_cm2_g[here, e] * math.exp(-exponent)
+        released += bin_released
+        local += bin_released * absorbed_fraction[here, e]
+    return released, local
+
+
+@njit(**CPU)
+def _medium_at(attenuation_scale, k, j, i):
+    """The medium of voxel (k, j, i) in the stack (the last non-zero layer), -1 for none."""
+    here = -1
+    for m in range(attenuation_scale.shape[0]):
+        if attenuation_scale[m, k, j, i] > 0.0:
+            here = m
+    return here
 
 
 @njit(**CPU_PARALLEL)
 def _terma(attenuation_scale, origin_mm, spacing_mm, source, axis, u, v, sad_mm, fluence, fluence_origin,
            fluence_spacing, energies_mev, photon_fractions, mu_cm2_g, absorbed_fraction, subsamples, out, absorbed,
            want_absorbed):
+    """The voxels' loop; each voxel's work is the per-voxel functions above, which the CUDA
+    twin compiles as device functions (:func:`kernels._cuda.device_functions`)."""
     n_media, nz, ny, nx = attenuation_scale.shape
     voxel_cc = spacing_mm[0] * spacing_mm[1] * spacing_mm[2] / 1000.0
-    n_energy = energies_mev.shape[0]
-    inv = 1.0 / subsamples
     for flat in prange(nz * ny * nx):
         k = flat // (ny * nx)
         j = (flat // nx) % ny
@@ -66,47 +120,22 @@ def _terma(attenuation_scale, origin_mm, spacing_mm, source, axis, u, v, sad_mm,
         out[k, j, i] = 0.0
         if want_absorbed:
             absorbed[k, j, i] = 0.0
-        here = -1
-        for m in range(n_media):
-            if attenuation_scale[m, k, j, i] > 0.0:
-                here = m
+        here = _medium_at(attenuation_scale, k, j, i)
         if here < 0:
             continue
-        scale = attenuation_scale[here, k, j, i]
-        centre = np.empty(3)
-        centre[0] = origin_mm[0] + k * spacing_mm[0]
-        centre[1] = origin_mm[1] + j * spacing_mm[1]
-        centre[2] = origin_mm[2] + i * spacing_mm[2]
-        # Mean of fluence x inverse square over sub-points of the voxel.
-        point = np.empty(3)
-        weight = 0.0
-        for a in range(subsamples):
-            point[0] = centre[0] + ((a + 0.5) * inv - 0.5) * spacing_mm[0]
-            for b in range(subsamples):
-                point[1] = centre[1] + ((b + 0.5) * inv - 0.5) * spacing_mm[1]
-                for c in range(subsamples):
-                    point[2] = centre[2] + ((c + 0.5) * inv - 0.5) * spacing_mm[2]
-                    value, depth = _fluence_at(point, source, axis, u, v, sad_mm, fluence, fluence_origin, fluence_spacing)
-                    if value != 0.0:
-                        weight += value * (sad_mm / depth) ** 2
+        c0 = origin_mm[0] + k * spacing_mm[0]
+        c1 = origin_mm[1] + j * spacing_mm[1]
+        c2 = origin_mm[2] + i * spacing_mm[2]
+        weight = _fluence_weight(c0, c1, c2, spacing_mm, subsamples, source, axis, u, v, sad_mm, fluence,
+                                 fluence_origin, fluence_spacing)
         if weight == 0.0:
             continue
-        weight /= subsamples ** 3
-        # Radiological depth to the voxel centre in each medium, g/cm^2 (scale x mm / 10).
         depth_g_cm2 = np.empty(n_media)
-        for m in range(n_media):
-            depth_g_cm2[m] = 0.1 * path_integral(attenuation_scale[m], origin_mm, spacing_mm, source, centre)
-        released = 0.0
-        local = 0.0
-        for e in range(n_energy):
-            exponent = 0.0
-            for m in range(n_media):
-                exponent += mu_cm2_g[m, e] * depth_g_cm2[m]
-            bin_released = photon_fractions[e] * energies_mev[e] * mu_cm2_g[here, e] * np.exp(-exponent)
-            released += bin_released
-            local += bin_released * absorbed_fraction[here, e]
+        released, local = _released_at(attenuation_scale, here, c0, c1, c2, origin_mm, spacing_mm, source,
+                                       energies_mev, photon_fractions, mu_cm2_g, absorbed_fraction, depth_g_cm2)
         # The voxel's own half-path attenuates too, but the path integral stops at its centre:
         # released energy per cm^3 is scale * mu * energy fluence at the centre.
+        scale = attenuation_scale[here, k, j, i]
         out[k, j, i] = weight * released * scale * voxel_cc
         if want_absorbed:
             absorbed[k, j, i] = weight * local * scale * voxel_cc
