@@ -33,6 +33,8 @@ table{border-collapse:collapse;margin:8px 0;font-size:13px}th,td{border:1px soli
 th{background:#f1f4f7}.pass{background:#dcf5dc}.fail{background:#fbd5d5}.within{background:#ffe9c2}.best{font-weight:700}
 .noms{outline:2px solid #4a7bd0}.muted{color:#5b6670;font-size:12px}figure{margin:10px 0}img{max-width:100%;border:1px solid #d8dee4}
 .grid{display:grid;grid-template-columns:1fr 1fr;gap:12px}
+.scorecard{font-size:12px}.scorecard th,.scorecard td{padding:3px 5px}.scorecard td.flags{overflow-wrap:anywhere;min-width:10em}
+.wide{overflow-x:auto;max-width:100%}
 """
 
 
@@ -151,10 +153,11 @@ def _scorecard_table(card) -> str:
         cells.append(f"<td>{'-' if pmax is None else f'{pmax:.1f}'}</td>")
         status = r["constraints"]
         cells.append(f'<td class="{"pass" if status == "pass" else "fail" if status == "fail" else ""}">{status}</td>')
-        cells.append(f"<td>{r['score']:+.2f}</td><td class='muted'>{_esc(r['flags'])}</td>")
+        cells.append(f"<td>{r['score']:+.2f}</td><td class='muted flags'>{_esc(r['flags'])}</td>")
         body.append(f"<tr{' class=noms' if r['noms'] else ''}>{''.join(cells)}</tr>")
     weights = ", ".join(f"{k} {v:g}" for k, v in card.weights.items())
-    return (f"<table><tr>{head}</tr>{''.join(body)}</table><p class='muted'>Ranking weights (adjustable): {weights}. "
+    return (f"<div class='wide'><table class='scorecard'><tr>{head}</tr>{''.join(body)}</table></div>"
+            f"<p class='muted'>Ranking weights (adjustable): {weights}. "
             "An unknown benefit earns nothing and an unknown harm counts as the worst known; on the Pareto front an unknown is the worst possible. Bold: best in its column. "
             "&#9733;: Pareto-optimal on local control, walking, myelopathy, complications and time.</p>")
 

@@ -101,12 +101,10 @@ class Session:
         result = optimise(self.influence.matrix, self._terms(), backend=backend)
         self.weights = result.weights
         self._last_rx = regimen.dose_gy
+        # Whether the weights are a full optimisation's at the current settings (a slider update
+        # sets it False, converge() True); LiveSession's constructor sets it too.
         self.converged = True
         self._settled = {}  # settings -> (weights, iterations) of converge(); shared by copies
-
-    #: Whether :attr:`weights` are a full optimisation's at the current settings (a slider
-    #: update sets it False, :meth:`converge` True).
-    converged = False
 
     def _scene(self, gap_mm: float):
         key = round(float(gap_mm), 3)
