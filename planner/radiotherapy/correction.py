@@ -28,12 +28,14 @@ import scipy.sparse as sparse
 
 from scenes.scene import Scene
 
+from .beams import BeamSet
+from .delivered_dose import final_dose
 from .influence import Influence
 from .metrics import metric, structure_dose
 from .optimise import _rows_read, optimise
 from .protocols import read_table
 
-__all__ = ["Corrected", "correct", "engine_agreement", "correction_settings"]
+__all__ = ["Corrected", "correct", "deliver", "engine_agreement", "correction_settings"]
 
 
 def correction_settings() -> dict:
@@ -166,6 +168,74 @@ def correct(influence: Influence, terms, weights, *, final_of, agreement_of, tol
         proposed = optimise(_scaled_rows(matrix, row_scale, read), terms, dose_offset=offset, initial_weights=weights,
                             max_iterations=max_iterations, bounds=_trust_region(weights, radius)).weights
         weights = weights + damping * (proposed - weights)
+
+
+def deliver(scene: Scene, beams: BeamSet, influence: Influence, terms, weights, *, target: str, organs,
+            engine: str = "superposition", backend: str = "cpu", tolerance: float | None = None,
+            max_passes: int | None = None, max_iterations: int = 300, progress=None) -> Corrected:
+    """The optimised weights' delivered dose: the planning chain's last verb, shared by
+    :func:`~planner.radiotherapy.scene_plan.plan_scene` and :func:`~planner.radiotherapy.plan.plan_case`.
+
+    With ``engine='superposition'`` the final dose is the collapsed-cone superposition's and
+    the weights are re-optimised by :func:`correct` until both doses agree; with 'pencil'
+    the matrix's dose is the delivered dose (both engines' figures reported, equal).
+
+    Parameters
+    ----------
+    scene : Scene
+        The planned scene.
+    beams : BeamSet
+        The beams the weights belong to.
+    influence : Influence
+        The pencil-beam matrix the terms are on.
+    terms : list of Term
+        The objective terms (on the matrix's rows).
+    weights : numpy.ndarray
+        The optimised weights (one per beamlet).
+    target : str
+        The structure whose D95% both engines must agree on.
+    organs : iterable of str
+        Structures whose maxima both engines must agree on.
+    engine : str, default "superposition"
+        'superposition' or 'pencil' (ValueError otherwise, before any work).
+    backend : str, default "cpu"
+        Kernel twins for the final dose: 'cpu', 'cuda' or 'auto'.
+    tolerance : float, optional
+        Relative agreement that ends the loop, in (0, 1) (default objectives.toml [correction]).
+    max_passes : int, optional
+        Correction passes at most, >= 0 (default objectives.toml [correction]).
+    max_iterations : int, default 300
+        L-BFGS-B iterations of each re-optimisation.
+    progress : callable, optional
+        ``progress(message)`` receives a line per step.
+
+    Returns
+    -------
+    Corrected
+        The final weights, both doses (unnormalised, Gy per unit weight as the matrix's), their
+        agreement, the passes run and the largest remaining difference.
+    """
+    if engine not in ("superposition", "pencil"):
+        raise ValueError(f"engine must be 'superposition' or 'pencil', got {engine!r}")
+    settings = correction_settings()
+    tolerance = float(settings["tolerance"] if tolerance is None else tolerance)
+    max_passes = int(settings["max_passes"] if max_passes is None else max_passes)
+    organs = list(organs)
+    say = progress or (lambda message: None)
+
+    def agreement_of(optimiser_dose, final):
+        return engine_agreement(optimiser_dose, final, scene, target=target, organs=organs)
+
+    if engine == "pencil":
+        dose = influence.dose_volume(weights)
+        return Corrected(weights, dose, dose, agreement_of(dose, dose), 0, 0.0)
+
+    def superposition(w):
+        say("final dose (collapsed-cone superposition)")
+        return final_dose(scene, beams, w, backend=backend)
+
+    return correct(influence, terms, weights, final_of=superposition, agreement_of=agreement_of, tolerance=tolerance,
+                   max_passes=max_passes, max_iterations=max_iterations, progress=say)
 
 
 def _trust_region(weights, radius: float):

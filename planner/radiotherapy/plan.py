@@ -35,7 +35,7 @@ from .achievable import (ACHIEVABLE_METRIC, ACHIEVABLE_STRUCTURE, ROUNDING, achi
                          achievable_prescription, escalation_bound, full_measure, hot_spot_limit, row_measure)
 from .beams import arrangement_angles, make_beams
 from .constraints import check_constraints, constraints_for
-from .correction import correct, correction_settings, engine_agreement
+from .correction import deliver
 from .dose_to_water import check_dose_to, describe_dose_quantity, to_dose_quantity, water_to_medium_ratio
 from .delivered_dose import final_dose
 from .influence import build_influence, planning_kept_energy
@@ -505,19 +505,17 @@ def plan_case(case, *, regimen: Regimen, protocol: str = "hytec", gap_mm: float 
 
     notes.append(f"pencil-beam matrix: cut-off {influence.cutoff:g} of the kernel peak keeps "
                  f"{100 * influence.kept_energy:.1f}% of each beamlet's energy in water")
-    agreement = {}
-    if engine == "superposition":  # the dose-correction loop: the optimised dose is the delivered dose
-        hard = [name for name in hard_structures(constraints) if scene.has(name)]
-        corrected = correct(influence, _make_terms(term_rows, regimen), weights, final_of=engine_dose,
-                            agreement_of=lambda a, b: engine_agreement(a, b, scene, target="ptv", organs=hard),
-                            tolerance=correction_settings()["tolerance"], max_passes=correction_settings()["max_passes"],
-                            max_iterations=max_iterations, progress=say)
-        weights, dose, agreement = corrected.weights, corrected.final_dose_gy, corrected.agreement
-        passes = f"{corrected.passes} correction pass{'es' if corrected.passes != 1 else ''}"
-        notes.append(f"engines: optimiser vs final dose within {100 * corrected.worst:.1f}% after {passes} "
+    # The planning chain's last verb, as plan_scene's: the dose-correction loop (the optimised
+    # dose is the delivered dose) with the superposition engine; the matrix's dose with 'pencil'.
+    hard = [name for name in hard_structures(constraints) if scene.has(name)]
+    delivered = deliver(scene, beams, influence, _make_terms(term_rows, regimen), weights, target="ptv", organs=hard,
+                        engine=engine, backend=backend, max_iterations=max_iterations, progress=say)
+    weights, dose = delivered.weights, delivered.final_dose_gy
+    agreement = delivered.agreement if engine == "superposition" else {}
+    if engine == "superposition":
+        passes = f"{delivered.passes} correction pass{'es' if delivered.passes != 1 else ''}"
+        notes.append(f"engines: optimiser vs final dose within {100 * delivered.worst:.1f}% after {passes} "
                      "(PTV D95%, " + ", ".join(f"{n} Dmax" for n in hard) + ")")
-    else:
-        dose = engine_dose(weights)
     if best_weights is result.weights:
         best_weights = weights
     best_dose = dose if best_weights is weights else engine_dose(best_weights)

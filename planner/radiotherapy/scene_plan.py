@@ -2,7 +2,9 @@
 
 ``plan_scene(scene, target=..., prescription=..., organs_at_risk=...)`` runs the chain
 that :func:`~planner.radiotherapy.plan.plan_case` runs on the teaching cases - beams around
-the target, the pencil-beam influence matrix, the objective terms, optimisation - on any
+the target (``make_beams``), the pencil-beam influence matrix (``build_influence``), the
+objective terms, ``optimise``, ``deliver`` (:mod:`~planner.radiotherapy.correction`: the
+final engine and the correction loop, the same call in both) - on any
 :class:`~scenes.scene.Scene` (a phantom, ``scene_from_arrays``, an imported CT), and closes
 the loop between the two dose engines: the optimiser plans on the pencil-beam matrix, the
 delivered dose is the collapsed-cone superposition's, and the plan is re-optimised against
@@ -27,10 +29,9 @@ from scipy import ndimage
 from scenes.scene import Scene
 
 from .beams import BeamSet, arrangement_angles, make_beams
-from .delivered_dose import final_dose
 from .influence import Influence, build_influence, planning_kept_energy
 from .metrics import metric, structure_dose
-from .correction import correct, correction_settings, engine_agreement
+from .correction import correction_settings, deliver, engine_agreement
 from .dose_to_water import check_dose_to, describe_dose_quantity, to_dose_quantity, water_to_medium_ratio
 from .objectives import DoseVolumeMax, DoseVolumeMin, MeanDose, Overdose, SquaredDeviation, Underdose
 from .optimise import optimise
@@ -380,22 +381,14 @@ def plan_scene(scene: Scene, *, target: str, prescription: Regimen, organs_at_ri
     weights = optimise(influence.matrix, terms, max_iterations=max_iterations, backend=backend).weights
 
     notes = []
-    if engine == "pencil":
-        final = seen = influence.dose_volume(weights)
-        agreement, done = engine_agreement(seen, seen, scene, target=target, organs=organs), 0
-    else:
-        def superposition(w):
-            say("final dose (collapsed-cone superposition)")
-            return final_dose(scene, beams, w, backend=backend)
-
-        corrected = correct(influence, terms, weights, final_of=superposition, tolerance=tolerance, max_passes=passes,
-                            agreement_of=lambda a, b: engine_agreement(a, b, scene, target=target, organs=organs),
-                            max_iterations=max_iterations, progress=say)
-        weights, final, seen = corrected.weights, corrected.final_dose_gy, corrected.optimiser_dose_gy
-        agreement, done = corrected.agreement, corrected.passes
-        if corrected.worst > tolerance:
-            notes.append(f"the engines still differ by {100 * corrected.worst:.1f}% after {done} correction "
-                         f"pass{'es' if done != 1 else ''}")
+    delivered = deliver(scene, beams, influence, terms, weights, target=target, organs=organs, engine=engine,
+                        backend=backend, tolerance=tolerance, max_passes=passes, max_iterations=max_iterations,
+                        progress=say)
+    weights, final, seen = delivered.weights, delivered.final_dose_gy, delivered.optimiser_dose_gy
+    agreement, done = delivered.agreement, delivered.passes
+    if delivered.worst > tolerance:
+        notes.append(f"the engines still differ by {100 * delivered.worst:.1f}% after {done} correction "
+                     f"pass{'es' if done != 1 else ''}")
 
     final, seen = to_dose_quantity(final, scene, dose_to=dose_to), to_dose_quantity(seen, scene, dose_to=dose_to)
     voxel = scene.grid.voxel_volume_cc

@@ -101,3 +101,39 @@ def test_the_trust_region_brings_l3_escc3_within_two_percent():
         assert abs(item["difference"]) <= settings["tolerance"], (name, item)
     assert not any("still differ" in note for note in plan.notes)
     assert plan.limits["cauda_equina"]["status"] == "pass"
+
+
+def _tiny_scene():
+    from scenes.scene import scene_from_arrays
+
+    shape = (4, 6, 8)
+    target, cord = np.zeros(shape, bool), np.zeros(shape, bool)
+    target[1:3, 1:4, 1:4], cord[1:3, 4:6, 5:7] = True, True
+    return scene_from_arrays(density_g_cc=np.ones(shape), spacing_mm=(5.0, 5.0, 5.0),
+                             structures={"ptv": target, "spinal_cord": cord})
+
+
+def test_deliver_with_the_pencil_engine_reports_the_matrix_dose_for_both():
+    from planner.radiotherapy.correction import deliver
+
+    scene = _tiny_scene()
+    rng = np.random.default_rng(np.random.SeedSequence().entropy)
+    matrix = sparse.random(scene.grid.size, 5, density=1.0, random_state=rng, format="csr")  # no row without dose
+    influence = SimpleNamespace(matrix=matrix, dose_volume=lambda w: (matrix @ w).reshape(scene.grid.shape))
+    weights = rng.uniform(0.5, 2.0, 5)
+    delivered = deliver(scene, None, influence, [], weights, target="ptv", organs=["spinal_cord"], engine="pencil")
+    np.testing.assert_array_equal(delivered.final_dose_gy, influence.dose_volume(weights))
+    assert delivered.optimiser_dose_gy is delivered.final_dose_gy and delivered.passes == 0 and delivered.worst == 0
+    assert set(delivered.agreement) == {"ptv D95%", "spinal_cord Dmax"}
+    assert all(item["difference"] == 0 for item in delivered.agreement.values())
+
+
+def test_deliver_refuses_an_unknown_engine_before_any_work():
+    from planner.radiotherapy.correction import deliver
+
+    def never(*args, **kwargs):
+        raise AssertionError("no work before the check")
+
+    influence = SimpleNamespace(matrix=None, dose_volume=never)
+    with pytest.raises(ValueError, match="engine must be 'superposition' or 'pencil', got 'monte carlo'"):
+        deliver(_tiny_scene(), None, influence, [], np.ones(3), target="ptv", organs=[], engine="monte carlo")
