@@ -142,15 +142,15 @@ def correct(influence: Influence, terms, weights, *, final_of, agreement_of, tol
     shape = tuple(influence.grid_shape)
     matrix, rows = influence.matrix, influence.voxel_indices
     row_scale, offset = None, np.zeros(matrix.shape[0])
-    # The rows the optimiser reads (its own rule; a term's rows out of range are refused here, before any work).
-    read = _rows_read(terms, matrix.shape[0])[0] if terms else np.arange(matrix.shape[0])
+    if terms:  # the optimiser's own rule: a term's rows out of range are refused here, before any work
+        _rows_read(terms, matrix.shape[0])
     settings = correction_settings()
     max_ratio = float(settings["max_ratio"])
     radius, shrink, damping = float(settings["trust_radius"]), float(settings["trust_shrink"]), float(settings["step"])
     passes = 0
     while True:
         seen = np.zeros(int(np.prod(shape)))
-        seen[rows] = _product(matrix, weights, row_scale) + offset
+        seen[rows] = _product(matrix, weights) * (1.0 if row_scale is None else row_scale) + offset
         seen = seen.reshape(shape)
         final = final_of(weights)
         agreement = agreement_of(seen, final)
@@ -163,9 +163,9 @@ def correct(influence: Influence, terms, weights, *, final_of, agreement_of, tol
         passes += 1
         say(f"correction pass {passes}: the optimiser's dose and the final dose differ by {100 * worst:.1f}%")
         row_scale, offset = _corrected(matrix, final.ravel()[rows], weights, max_ratio)
-        # The offset goes to the optimiser itself, so that it still sees which rows the terms use.
-        # The optimiser reads only the terms' rows: the corrected matrix holds those alone.
-        proposed = optimise(_scaled_rows(matrix, row_scale, read), terms, dose_offset=offset, initial_weights=weights,
+        # The row scales and the offset go to the optimiser itself (no scaled copy of the matrix:
+        # with a term on the body every row is read, and a copy doubled the plan's memory).
+        proposed = optimise(matrix, terms, dose_offset=offset, row_scale=row_scale, initial_weights=weights,
                             max_iterations=max_iterations, bounds=_trust_region(weights, radius)).weights
         weights = weights + damping * (proposed - weights)
 
@@ -250,31 +250,12 @@ def _trust_region(weights, radius: float):
 
 def _corrected(matrix, final_rows, weights, max_ratio: float):
     """Each row's scale (its ratio where ``final / (A w)`` lies in [1 / max_ratio, max_ratio],
-    else 1; in the matrix's precision, as the scaled rows are stored) and the additive
-    correction of the other rows."""
+    else 1) and the additive correction of the other rows."""
     pencil = _product(matrix, weights)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = final_rows / pencil
     by_ratio = (pencil > 0) & (ratio >= 1 / max_ratio) & (ratio <= max_ratio)
-    return np.where(by_ratio, ratio, 1.0).astype(matrix.data.dtype), np.where(by_ratio, 0.0, final_rows - pencil)
-
-
-def _scaled_rows(matrix, row_scale, rows):
-    """The matrix with each row times its scale (a product in the matrix's precision per entry)
-    on ``rows`` (increasing) and no entry on the others: what the optimiser reads of the whole
-    scaled matrix, a seventh of it on the peer benchmark (its terms read 1,438 of 11,373 rows)."""
-    indptr = matrix.indptr
-    lengths = indptr[rows + 1] - indptr[rows]
-    counts = np.zeros(matrix.shape[0], np.int64)
-    counts[rows] = lengths
-    out_indptr = np.zeros(matrix.shape[0] + 1, np.int64)
-    np.cumsum(counts, out=out_indptr[1:])
-    # Each kept entry's place in the matrix: its row's start there plus its place in the row.
-    where = np.repeat(indptr[rows] - out_indptr[rows], lengths) + np.arange(out_indptr[-1])
-    scaled = sparse.csr_matrix(matrix.shape, dtype=matrix.data.dtype)
-    scaled.data = matrix.data[where] * np.repeat(row_scale[rows], lengths)
-    scaled.indices, scaled.indptr = matrix.indices[where], out_indptr
-    return scaled
+    return np.where(by_ratio, ratio, 1.0), np.where(by_ratio, 0.0, final_rows - pencil)
 
 
 #: Entries per block of :func:`_row_blocks` (8 MiB of float64 values).
@@ -293,14 +274,12 @@ def _row_blocks(indptr, block_entries: int = _BLOCK_ENTRIES):
         first = last
 
 
-def _product(matrix, weights, row_scale=None) -> np.ndarray:
-    """``matrix @ weights`` as SciPy computes it (float64, each row summed in order), each row
-    of the matrix first times its ``row_scale`` (in the matrix's precision) when given, a block
-    of rows at a time: SciPy's product of a float32 matrix with float64 weights first copies
-    the whole matrix to float64 values and int64 column indices (94 MiB for the peer
-    benchmark's 6.2 million entries), and so does its row slicing (56 MiB); each block here
-    is a view of the matrix's arrays with its own int32 row pointers, whose product copies only
-    its values (8 MiB), and the sums are the same."""
+def _product(matrix, weights) -> np.ndarray:
+    """``matrix @ weights`` as SciPy computes it (float64, each row summed in order), a block of
+    rows at a time: SciPy's product of a float32 matrix with float64 weights first copies the
+    whole matrix to float64 values and int64 column indices (94 MiB for the peer benchmark's 6.2
+    million entries); each block here is a view of the matrix's arrays with its own int32 row
+    pointers, whose product copies only its values (8 MiB), and the sums are the same."""
     out = np.empty(matrix.shape[0])
     indptr = matrix.indptr
     for first, last in _row_blocks(indptr):
@@ -308,7 +287,5 @@ def _product(matrix, weights, row_scale=None) -> np.ndarray:
         block = sparse.csr_matrix((last - first, matrix.shape[1]), dtype=matrix.dtype)
         block.data, block.indices = matrix.data[start:stop], matrix.indices[start:stop]
         block.indptr = (indptr[first:last + 1] - start).astype(matrix.indices.dtype)
-        if row_scale is not None:
-            block.data = block.data * np.repeat(row_scale[first:last], np.diff(block.indptr))
         out[first:last] = block @ weights
     return out
