@@ -382,11 +382,11 @@ def run_spinesim(workdir: Path, spacing_mm: float) -> None:
 
 # ---------------------------------------------------------------- orchestration
 
-def _child(args: list, env: dict) -> float:
-    """Run one worker in a child process; its peak resident set (MiB) via RUSAGE_CHILDREN."""
+def _child(args: list, env: dict, *, script: str = __file__) -> float:
+    """Run one worker of ``script`` in a child process; its peak resident set (MiB) via RUSAGE_CHILDREN."""
     code = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
             "print('PEAK_KIB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)")
-    done = subprocess.run([sys.executable, "-c", code, sys.executable, __file__, *args], env=env,
+    done = subprocess.run([sys.executable, "-c", code, sys.executable, script, *args], env=env,
                           capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"worker {args[:2]} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
