@@ -213,3 +213,29 @@ def test_the_caller_can_stop_a_run(rng):
     assert result.objective <= total(terms, matrix @ np.ones(matrix.shape[1]))[0]  # the best point evaluated
     never = optimise(matrix, terms, stop=lambda: False)
     assert never.converged and never.objective == pytest.approx(optimise(matrix, terms).objective, rel=1e-12)
+
+
+@pytest.mark.parametrize("with_row_scale", [False, True])
+def test_a_full_optimisation_holds_no_copy_of_the_matrix(with_row_scale):
+    """Every row read on the sparse path (a term on the body): neither a transposed copy for the
+    gradients nor a row-scaled copy for the correction loop (``row_scale``) is made."""
+    import tracemalloc
+
+    rng = np.random.default_rng(np.random.SeedSequence().entropy)
+    n_rows, n_columns = 40_000, 300
+    matrix = sparse.random(n_rows, n_columns, density=0.15, random_state=rng, format="csr", dtype=np.float32)
+    matrix.indices = matrix.indices.astype(np.int32)
+    target = np.arange(0, 2_000)
+    body = np.arange(n_rows)
+    terms = [SquaredDeviation(rows=target, weights=np.full(target.size, 1 / target.size), dose_gy=2.0, priority=10.0),
+             Overdose(rows=body, weights=np.full(n_rows, 1 / n_rows), dose_gy=1.0, priority=1.0)]
+    row_scale = rng.uniform(0.8, 1.2, n_rows) if with_row_scale else None
+    optimise(matrix, terms, max_iterations=60, row_scale=row_scale)  # numba compiled outside the measurement
+    matrix_bytes = matrix.data.nbytes + matrix.indices.nbytes
+    tracemalloc.start()
+    try:
+        optimise(matrix, terms, max_iterations=60, row_scale=row_scale)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.5 * matrix_bytes, (peak, matrix_bytes)
