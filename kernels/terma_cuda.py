@@ -38,7 +38,7 @@ def terma_kernel(attenuation_scale, origin_mm, spacing_mm, source, axis, u, v, s
     """Energy released (MeV per voxel, unit fluence) into ``out``, its locally absorbed part into
     ``absorbed`` when ``want_absorbed``; grid-stride loop over voxels, each voxel's work the
     CPU twin's per-voxel functions (:func:`kernels.terma_cpu._terma`'s loop body)."""
-    n_media, nz, ny, nx = attenuation_scale.shape
+    nz, ny, nx = attenuation_scale.shape[1:]
     voxel_cc = spacing_mm[0] * spacing_mm[1] * spacing_mm[2] / 1000.0
     depth_g_cm2 = cuda.local.array(MAX_MEDIA, float64)
     for flat in range(cuda.grid(1), nz * ny * nx, cuda.gridsize(1)):

@@ -183,7 +183,8 @@ def estimate_plan_memory(case_text: str, spacing_mm, *, engine: str | None = Non
         rows = INFLUENCE_REGION_MM3 / voxel_mm3
         entries = rows * n_beams * INFLUENCE_ENTRIES_PER_ROW_BEAM.get(float(beamlet_mm), max(INFLUENCE_ENTRIES_PER_ROW_BEAM.values()))
         parts["plan volumes"] = PLAN_BYTES_PER_VOXEL.get(engine, max(PLAN_BYTES_PER_VOXEL.values())) * voxels
-        # CSR (8 bytes an entry) plus the optimiser's transposed copy of it.
+        # CSR (8 bytes an entry) plus the optimiser's copy of the rows its terms read (up to the
+        # matrix again; it keeps no transposed copy since 2026-12-07, the GPU objective does).
         parts["influence matrix"] = int(LARGER_LESION_FACTOR * 2 * 8 * entries)
     return parts
 

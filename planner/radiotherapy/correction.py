@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sparse
 
+from kernels._dispatch import twin
 from scenes.scene import Scene
 
 from .beams import BeamSet
@@ -149,8 +150,9 @@ def correct(influence: Influence, terms, weights, *, final_of, agreement_of, tol
     radius, shrink, damping = float(settings["trust_radius"]), float(settings["trust_shrink"]), float(settings["step"])
     passes = 0
     while True:
+        pencil = _product(matrix, weights)  # once a pass: the prediction and the next correction share it
         seen = np.zeros(int(np.prod(shape)))
-        seen[rows] = _product(matrix, weights) * (1.0 if row_scale is None else row_scale) + offset
+        seen[rows] = pencil * (1.0 if row_scale is None else row_scale) + offset
         seen = seen.reshape(shape)
         final = final_of(weights)
         agreement = agreement_of(seen, final)
@@ -162,7 +164,7 @@ def correct(influence: Influence, terms, weights, *, final_of, agreement_of, tol
             radius *= shrink
         passes += 1
         say(f"correction pass {passes}: the optimiser's dose and the final dose differ by {100 * worst:.1f}%")
-        row_scale, offset = _corrected(matrix, final.ravel()[rows], weights, max_ratio)
+        row_scale, offset = _corrected(pencil, final.ravel()[rows], max_ratio)
         # The row scales and the offset go to the optimiser itself (no scaled copy of the matrix:
         # with a term on the body every row is read, and a copy doubled the plan's memory).
         proposed = optimise(matrix, terms, dose_offset=offset, row_scale=row_scale, initial_weights=weights,
@@ -220,6 +222,12 @@ def deliver(scene: Scene, beams: BeamSet, influence: Influence, terms, weights, 
     settings = correction_settings()
     tolerance = float(settings["tolerance"] if tolerance is None else tolerance)
     max_passes = int(settings["max_passes"] if max_passes is None else max_passes)
+    if not 0 < tolerance < 1:  # refused with either engine, before any work
+        raise ValueError(f"tolerance must be in (0, 1), got {tolerance}")
+    if max_passes < 0:
+        raise ValueError(f"max_passes must be >= 0, got {max_passes}")
+    if engine == "superposition":
+        twin("superposition", backend)  # a refused backend fails before any work too
     organs = list(organs)
     say = progress or (lambda message: None)
 
@@ -248,10 +256,9 @@ def _trust_region(weights, radius: float):
     return np.maximum(weights * (1 - radius), 0.0), weights * (1 + radius) + np.where(weights > 0, 0.0, floor)
 
 
-def _corrected(matrix, final_rows, weights, max_ratio: float):
+def _corrected(pencil, final_rows, max_ratio: float):
     """Each row's scale (its ratio where ``final / (A w)`` lies in [1 / max_ratio, max_ratio],
-    else 1) and the additive correction of the other rows."""
-    pencil = _product(matrix, weights)
+    else 1) and the additive correction of the other rows; ``pencil`` is ``A w`` on the rows."""
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = final_rows / pencil
     by_ratio = (pencil > 0) & (ratio >= 1 / max_ratio) & (ratio <= max_ratio)

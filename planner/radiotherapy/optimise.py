@@ -1,6 +1,8 @@
 """Fluence optimisation: L-BFGS-B on non-negative beamlet weights.
 
-The objective is a sum of terms on the dose ``A @ w``; its gradient is ``A.T @ (dF/dd)``.
+The objective is a sum of terms on the dose ``A @ w``; its gradient is ``A.T @ (dF/dd)``. With
+``row_scale`` r and ``dose_offset`` c (the correction loop's) the dose is ``r * (A @ w) + c``,
+its gradient ``A.T @ (r * dF/dd)`` and the curvature below ``sum_r c_r r_r^2 A_rj^2``.
 Stops when the relative decrease of the objective in one iteration falls below ``ftol``
 (default 1e-5), or over a window of iterations below a multiple of ``ftol`` (the window rule:
 ``stall_iterations`` and ``stall_factor`` of objectives.toml [optimiser], read by
@@ -294,8 +296,10 @@ def optimise(matrix, terms, *, initial_weights=None, max_iterations: int = 500, 
             raise ValueError(f"row_scale must be {n_rows} finite values >= 0, one per matrix row")
 
     if resolve_backend(backend) == "cuda":
-        if dose_offset is not None or row_scale is not None:
-            raise ValueError("dose_offset, row_scale: the GPU objective has neither; use backend='cpu'")
+        given = [name for name, value in (("dose_offset", dose_offset), ("row_scale", row_scale)) if value is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: the GPU objective has no per-row dose offset or scale; "
+                             "use backend='cpu'")
         from .device_objective import DeviceObjective
 
         device = DeviceObjective(matrix, terms)  # uploads once; one beamlet-sized vector each way per call

@@ -117,7 +117,8 @@ def test_deliver_with_the_pencil_engine_reports_the_matrix_dose_for_both():
     from planner.radiotherapy.correction import deliver
 
     scene = _tiny_scene()
-    rng = np.random.default_rng(np.random.SeedSequence().entropy)
+    seed = np.random.SeedSequence().entropy
+    rng = np.random.default_rng(seed)
     matrix = sparse.random(scene.grid.size, 5, density=1.0, random_state=rng, format="csr")  # no row without dose
     influence = SimpleNamespace(matrix=matrix, dose_volume=lambda w: (matrix @ w).reshape(scene.grid.shape))
     weights = rng.uniform(0.5, 2.0, 5)
@@ -125,7 +126,7 @@ def test_deliver_with_the_pencil_engine_reports_the_matrix_dose_for_both():
     np.testing.assert_array_equal(delivered.final_dose_gy, influence.dose_volume(weights))
     assert delivered.optimiser_dose_gy is delivered.final_dose_gy and delivered.passes == 0 and delivered.worst == 0
     assert set(delivered.agreement) == {"ptv D95%", "spinal_cord Dmax"}
-    assert all(item["difference"] == 0 for item in delivered.agreement.values())
+    assert all(item["difference"] == 0 for item in delivered.agreement.values()), (seed, delivered.agreement)
 
 
 def test_deliver_refuses_an_unknown_engine_before_any_work():
@@ -137,3 +138,10 @@ def test_deliver_refuses_an_unknown_engine_before_any_work():
     influence = SimpleNamespace(matrix=None, dose_volume=never)
     with pytest.raises(ValueError, match="engine must be 'superposition' or 'pencil', got 'monte carlo'"):
         deliver(_tiny_scene(), None, influence, [], np.ones(3), target="ptv", organs=[], engine="monte carlo")
+    for engine in ("pencil", "superposition"):  # the loop's settings are refused with either engine
+        with pytest.raises(ValueError, match=r"tolerance must be in \(0, 1\), got 1.5"):
+            deliver(_tiny_scene(), None, influence, [], np.ones(3), target="ptv", organs=[], engine=engine, tolerance=1.5)
+        with pytest.raises(ValueError, match="max_passes must be >= 0, got -1"):
+            deliver(_tiny_scene(), None, influence, [], np.ones(3), target="ptv", organs=[], engine=engine, max_passes=-1)
+    with pytest.raises(ValueError, match="backend"):
+        deliver(_tiny_scene(), None, influence, [], np.ones(3), target="ptv", organs=[], backend="tpu")

@@ -76,21 +76,23 @@ def _row_scaled_problem(rng, dense_rows: bool):
 
 @pytest.mark.parametrize("dense_rows", [True, False])  # the optimiser's dense copy and its CSR path
 def test_row_scale_is_the_row_scaled_matrix(dense_rows):
-    rng = np.random.default_rng(np.random.SeedSequence().entropy)
+    seed = np.random.SeedSequence().entropy
+    rng = np.random.default_rng(seed)
     matrix, row_scale, terms, offset = _row_scaled_problem(rng, dense_rows)
     scaled = _scaled_whole(matrix, row_scale)
     by_scale = _CpuObjective(matrix, terms, dose_offset=offset, row_scale=row_scale)
     by_copy = _CpuObjective(scaled, terms, dose_offset=offset)
-    assert by_scale.dense == dense_rows
-    np.testing.assert_allclose(by_scale.scale, by_copy.scale, rtol=1e-6)  # the same variable scaling
+    assert by_scale.dense == dense_rows, seed
+    np.testing.assert_allclose(by_scale.scale, by_copy.scale, rtol=1e-6, err_msg=str(seed))  # the same variable scaling
     for _ in range(3):
         w = rng.uniform(0.0, 2.0, 30)
         value, gradient = by_scale(w / by_scale.scale)
         expected, expected_gradient = by_copy(w / by_copy.scale)
-        assert value == pytest.approx(expected, rel=1e-6)
-        np.testing.assert_allclose(gradient / by_scale.scale, expected_gradient / by_copy.scale, rtol=1e-5, atol=1e-9)
+        assert value == pytest.approx(expected, rel=1e-6), seed
+        np.testing.assert_allclose(gradient / by_scale.scale, expected_gradient / by_copy.scale, rtol=1e-5, atol=1e-9,
+                                   err_msg=str(seed))
     x = rng.uniform(0.5, 1.5, 30)
-    assert check_grad(lambda v: by_scale(v)[0], lambda v: by_scale(v)[1], x) < 1e-5 * np.linalg.norm(by_scale(x)[1])
+    assert check_grad(lambda v: by_scale(v)[0], lambda v: by_scale(v)[1], x) < 1e-5 * np.linalg.norm(by_scale(x)[1]), seed
 
 
 @pytest.mark.parametrize("row_scale, message", [(np.ones(5), "row_scale must be 400 finite values >= 0"),
@@ -108,3 +110,13 @@ def test_rows_read_is_every_row_for_terms_that_do_not_say():
             return 0.0, np.zeros_like(dose)
 
     assert np.array_equal(_rows_read([Anything()], 7)[0], np.arange(7))
+
+
+@pytest.mark.parametrize("given", ["dose_offset", "row_scale"])
+def test_the_gpu_objective_refuses_a_row_correction_before_any_work(monkeypatch, given):
+    import planner.radiotherapy.optimise as optimise_module
+
+    monkeypatch.setattr(optimise_module, "resolve_backend", lambda backend: "cuda")
+    matrix, row_scale, terms, offset = _row_scaled_problem(np.random.default_rng(6), True)
+    with pytest.raises(ValueError, match=f"^{given}: the GPU objective has no per-row dose offset or scale"):
+        optimise(matrix, terms, backend="cuda", **{given: {"dose_offset": offset, "row_scale": row_scale}[given]})

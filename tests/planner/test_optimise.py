@@ -221,7 +221,8 @@ def test_a_full_optimisation_holds_no_copy_of_the_matrix(with_row_scale):
     gradients nor a row-scaled copy for the correction loop (``row_scale``) is made."""
     import tracemalloc
 
-    rng = np.random.default_rng(np.random.SeedSequence().entropy)
+    seed = np.random.SeedSequence().entropy
+    rng = np.random.default_rng(seed)
     n_rows, n_columns = 40_000, 300
     matrix = sparse.random(n_rows, n_columns, density=0.15, random_state=rng, format="csr", dtype=np.float32)
     matrix.indices = matrix.indices.astype(np.int32)
@@ -238,4 +239,4 @@ def test_a_full_optimisation_holds_no_copy_of_the_matrix(with_row_scale):
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 0.5 * matrix_bytes, (peak, matrix_bytes)
+    assert peak < 0.5 * matrix_bytes, (peak, matrix_bytes, seed)
