@@ -20,12 +20,14 @@ ran at less than half the speed (benchmarks/README.md, Dose core).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numba import njit
 
 from ._numba import CPU, CPU_PARALLEL, prange
 
-__all__ = ["csr_matvec", "csr_rmatvec", "balanced_row_blocks", "dose_from_weights", "gradient_to_weights",
+__all__ = ["csr_matvec", "csr_rmatvec", "csr_matvec_rows", "csr_rmatvec_rows", "RowSubset", "row_subset", "balanced_row_blocks", "dose_from_weights", "gradient_to_weights",
            "transposed_copy", "default_chunks", "ENTRIES_PER_CHUNK", "MAX_CHUNKS",
            "dense_rows", "column_curvature", "dense_matvec", "dense_rmatvec", "separable_penalties",
            "UNDERDOSE", "OVERDOSE", "DEVIATION"]
@@ -128,6 +130,112 @@ def csr_rmatvec(indptr, indices, data, gradient, n_columns, n_chunks, out):
         for chunk in range(n_chunks):
             total += partial[chunk, col]
         out[col] = total
+
+
+@njit(**CPU_PARALLEL)
+def csr_matvec_rows(row_indptr, starts, indices, data, weights, out, n_chunks):
+    """:func:`csr_matvec` on a subset of the rows, read in place: row ``i`` of the subset starts
+    at ``starts[i]`` in ``indices``/``data`` and holds ``row_indptr[i + 1] - row_indptr[i]``
+    entries (``row_indptr``: the subset's own cumulative entry counts, which also balance the
+    blocks, as the subset's CSR copy would)."""
+    bounds = balanced_row_blocks(row_indptr, n_chunks)
+    for chunk in prange(n_chunks):
+        for i in range(bounds[chunk], bounds[chunk + 1]):
+            start = starts[i]
+            stop = start + (row_indptr[i + 1] - row_indptr[i])
+            out[i] = _row_dot(data[start:stop], indices[start:stop], weights)
+
+
+@njit(**CPU_PARALLEL)
+def csr_rmatvec_rows(row_indptr, starts, indices, data, gradient, n_columns, n_chunks, out):
+    """:func:`csr_rmatvec` on a subset of the rows, read in place (see :func:`csr_matvec_rows`):
+    the same blocks, the same order of additions as on the subset's CSR copy."""
+    bounds = balanced_row_blocks(row_indptr, n_chunks)
+    partial = np.zeros((n_chunks, n_columns))
+    for chunk in prange(n_chunks):
+        acc = partial[chunk]
+        for i in range(bounds[chunk], bounds[chunk + 1]):
+            g = gradient[i]
+            if g == 0.0:
+                continue
+            start = starts[i]
+            stop = start + (row_indptr[i + 1] - row_indptr[i])
+            _row_scatter(data[start:stop], indices[start:stop], g, acc)
+    for col in range(n_columns):
+        total = 0.0
+        for chunk in range(n_chunks):
+            total += partial[chunk, col]
+        out[col] = total
+
+
+@dataclass(frozen=True, eq=False)
+class RowSubset:
+    """Some rows of a CSR matrix, read in place by the products (no copy of the rows: SciPy's
+    row indexing copies them, through int64 temporaries); made by :func:`row_subset`.
+
+    ``starts[i]`` is where row ``i`` of the subset begins in the matrix's ``indices``/``data``,
+    ``row_indptr`` the subset's own cumulative entry counts (its blocks balance on them, as the
+    rows' CSR copy would), ``n_chunks`` its :func:`default_chunks`.
+    """
+    matrix: object
+    starts: np.ndarray
+    row_indptr: np.ndarray
+    n_chunks: int
+
+    @property
+    def shape(self) -> tuple:
+        return (self.starts.size, self.matrix.shape[1])
+
+    @property
+    def nnz(self) -> int:
+        return int(self.row_indptr[-1])
+
+    def dose(self, weights) -> np.ndarray:
+        """The rows of ``matrix @ weights`` (float64), bit for bit those of the rows' CSR copy."""
+        weights = np.ascontiguousarray(weights, dtype=np.float64)
+        out = np.empty(self.starts.size)
+        csr_matvec_rows(self.row_indptr, self.starts, self.matrix.indices, self.matrix.data, weights, out,
+                        self.n_chunks)
+        return out
+
+    def gradient(self, gradient) -> np.ndarray:
+        """The rows' ``A.T @ gradient`` (float64; one gradient value per row of the subset), bit
+        for bit :func:`gradient_to_weights` of the rows' CSR copy."""
+        gradient = np.ascontiguousarray(gradient, dtype=np.float64)
+        out = np.empty(self.matrix.shape[1])
+        csr_rmatvec_rows(self.row_indptr, self.starts, self.matrix.indices, self.matrix.data, gradient,
+                         self.matrix.shape[1], self.n_chunks, out)
+        return out
+
+
+def row_subset(matrix, rows) -> RowSubset:
+    """The rows ``rows`` of a CSR ``matrix`` for in-place products.
+
+    Parameters
+    ----------
+    matrix : scipy.sparse.csr_matrix
+        The matrix (kept by reference, never modified).
+    rows : array_like of int
+        Row indices in 0..n_rows-1 (ValueError otherwise), in the order the products use.
+
+    Returns
+    -------
+    RowSubset
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sparse
+    >>> matrix = sparse.csr_matrix(np.arange(12.0).reshape(4, 3))
+    >>> row_subset(matrix, [3, 1]).dose(np.ones(3)).tolist()
+    [30.0, 12.0]
+    """
+    rows = np.asarray(rows, np.int64)
+    if rows.ndim != 1 or (rows.size and (rows.min() < 0 or rows.max() >= matrix.shape[0])):
+        raise ValueError(f"rows must be a 1-D array of row indices in 0..{matrix.shape[0] - 1}")
+    starts = np.ascontiguousarray(matrix.indptr[rows], np.int64)
+    row_indptr = np.zeros(rows.size + 1, np.int64)
+    np.cumsum(matrix.indptr[rows + 1] - starts, out=row_indptr[1:])
+    return RowSubset(matrix, starts, row_indptr, default_chunks(int(row_indptr[-1])))
 
 
 def default_chunks(nnz: int) -> int:

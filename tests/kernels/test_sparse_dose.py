@@ -137,3 +137,31 @@ def test_separable_penalties_match_the_objective_terms(rng):
     expected_value, expected_gradient = total(terms, dose)
     assert value == pytest.approx(expected_value, rel=1e-12)
     assert np.allclose(gradient, expected_gradient, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("chunks", [None, 1, 3])
+def test_row_subset_products_are_the_copys_bit_for_bit(rng, chunks):
+    from kernels.sparse_dose_cpu import row_subset
+
+    matrix = skewed_csr(rng, rows=600, cols=60)
+    rows = rng.permutation(600)[: int(rng.integers(1, 600))]  # any order, some empty rows among them
+    subset = row_subset(matrix, rows)
+    if chunks is not None:
+        subset = type(subset)(subset.matrix, subset.starts, subset.row_indptr, chunks)
+    copy = matrix[rows]
+    w, g = rng.uniform(0, 2, 60), rng.normal(size=rows.size)
+    g[rng.uniform(size=g.shape) < 0.3] = 0.0
+    assert subset.shape == copy.shape and subset.nnz == copy.nnz
+    assert np.array_equal(subset.dose(w), dose_from_weights(copy, w))
+    assert np.array_equal(subset.gradient(g), gradient_to_weights(copy, g, n_chunks=subset.n_chunks))
+    assert np.allclose(subset.dose(w), naive.csr_matvec(copy, w), rtol=1e-12, atol=0)
+    reference = naive.csr_rmatvec(copy, g)
+    assert np.allclose(subset.gradient(g), reference, rtol=1e-12, atol=1e-12 * max(np.abs(reference).max(), 1.0))
+
+
+@pytest.mark.parametrize("rows", [[-1, 2], [0, 300], np.zeros((2, 2), int)])
+def test_row_subset_refuses_rows_outside_the_matrix(rng, rows):
+    from kernels.sparse_dose_cpu import row_subset
+
+    with pytest.raises(ValueError, match="rows must be a 1-D array of row indices in 0..299"):
+        row_subset(random_csr(rng), rows)
