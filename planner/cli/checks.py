@@ -183,9 +183,10 @@ def estimate_plan_memory(case_text: str, spacing_mm, *, engine: str | None = Non
         rows = INFLUENCE_REGION_MM3 / voxel_mm3
         entries = rows * n_beams * INFLUENCE_ENTRIES_PER_ROW_BEAM.get(float(beamlet_mm), max(INFLUENCE_ENTRIES_PER_ROW_BEAM.values()))
         parts["plan volumes"] = PLAN_BYTES_PER_VOXEL.get(engine, max(PLAN_BYTES_PER_VOXEL.values())) * voxels
-        # CSR (8 bytes an entry) plus the optimiser's copy of the rows its terms read (up to the
-        # matrix again; it keeps no transposed copy since 2026-12-07, the GPU objective does).
-        parts["influence matrix"] = int(LARGER_LESION_FACTOR * 2 * 8 * entries)
+        # CSR, 8 bytes an entry: the CPU optimiser reads its rows in place (no transposed copy,
+        # no copy of the rows read, since 2026-12-07; its dense copy of few full rows is bounded
+        # by objectives.toml [optimiser] dense_max_bytes, within the lesion factor's margin).
+        parts["influence matrix"] = int(LARGER_LESION_FACTOR * 8 * entries)
     return parts
 
 
@@ -201,7 +202,7 @@ def check_plan_memory(args, case_text: str, *, engine: str | None, beamlet_mm: f
         return
     if jobs > 1:
         parts = {name: size * jobs for name, size in parts.items()}
-    matrix = parts.get("influence matrix", 0) / (2 * LARGER_LESION_FACTOR * max(jobs, 1))
+    matrix = parts.get("influence matrix", 0) / (LARGER_LESION_FACTOR * max(jobs, 1))
     if matrix > INFLUENCE_LIMIT_GIB * 2**30:
         raise MemoryBudgetExceeded(f"the influence matrix would need about {format_bytes(matrix)}, over the planner's "
                                    f"limit of {INFLUENCE_LIMIT_GIB:g} GiB per matrix: {knobs}")
