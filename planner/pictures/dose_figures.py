@@ -135,8 +135,11 @@ def _draw_plane(axis, scene, dose_gy, plane, index, *, prescription_gy, isodose_
         handles.append(Line2D([], [], color=_COLOURS.get(name, "white"), linewidth=1.6, linestyle=style,
                               label=name.replace("_", " ").replace("esophagus", "oesophagus")))
     a, b = {"axial": (2, 1), "sagittal": (1, 0), "coronal": (2, 0)}[plane]
-    axis.set_xlim(centre_mm[a] - half_width_mm, centre_mm[a] + half_width_mm)
-    low, high = centre_mm[b] - half_width_mm, centre_mm[b] + half_width_mm
+    # The window around the point, cut to the grid: no empty band where the grid ends first
+    # (a phantom a few mm shorter than the window along z).
+    (h_low, h_high), (v_low, v_high) = sorted(extent[:2]), sorted(extent[2:])
+    axis.set_xlim(max(centre_mm[a] - half_width_mm, h_low), min(centre_mm[a] + half_width_mm, h_high))
+    low, high = max(centre_mm[b] - half_width_mm, v_low), min(centre_mm[b] + half_width_mm, v_high)
     axis.set_ylim((high, low) if plane == "axial" else (low, high))
     axis.set_xlabel(x_label, fontsize=8)
     axis.set_ylabel(y_label, fontsize=8)

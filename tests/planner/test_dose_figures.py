@@ -115,6 +115,20 @@ def test_dose_slices_have_three_planes_isodoses_contours_and_a_wash():
     assert hot_rgb[0] > hot_rgb[2]  # warm where the dose is high
 
 
+@pytest.mark.parametrize("half_width_mm", [20.0, 400.0])
+def test_each_panel_shows_the_grid_and_nothing_beyond_it(half_width_mm):
+    """The window around the point is cut to the grid: no empty band where the phantom ends
+    before the window does (the T10 column is 92.5 mm long against a 90 mm window)."""
+    scene, dose = coarse_scene(), synthetic_dose()
+    figure = figures.render_dose_slices(scene, dose, prescription_gy=PRESCRIPTION_GY, half_width_mm=half_width_mm)
+    for axis in (a for a in figure.axes if (a.get_gid() or "").startswith("panel:")):
+        left, right, bottom, top = axis.images[0].get_extent()
+        for (low, high), (edge_low, edge_high) in ((sorted(axis.get_xlim()), sorted((left, right))),
+                                                   (sorted(axis.get_ylim()), sorted((bottom, top)))):
+            assert edge_low - 1e-9 <= low < high <= edge_high + 1e-9, (axis.get_gid(), low, high, edge_low, edge_high)
+            assert high - low <= 2 * half_width_mm + 1e-9
+
+
 def test_isodose_colours_run_cool_to_warm():
     warm = [isodose_colour(p) for p in (30, 50, 80, 100, 110)]
     assert warm[0][2] > warm[0][0] and warm[3][0] > warm[3][2]
