@@ -24,9 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sparse
 
 from kernels._dispatch import twin
+from kernels.sparse_dose_cpu import dose_from_weights
 from scenes.scene import Scene
 
 from .beams import BeamSet
@@ -150,7 +150,9 @@ def correct(influence: Influence, terms, weights, *, final_of, agreement_of, tol
     radius, shrink, damping = float(settings["trust_radius"]), float(settings["trust_shrink"]), float(settings["step"])
     passes = 0
     while True:
-        pencil = _product(matrix, weights)  # once a pass: the prediction and the next correction share it
+        # A w once a pass (the prediction and the next correction share it), by the project's CSR
+        # kernel: no float64/int64 copy of the matrix as SciPy's product of a float32 CSR makes.
+        pencil = dose_from_weights(matrix, weights)
         seen = np.zeros(int(np.prod(shape)))
         seen[rows] = pencil * (1.0 if row_scale is None else row_scale) + offset
         seen = seen.reshape(shape)
@@ -263,36 +265,3 @@ def _corrected(pencil, final_rows, max_ratio: float):
         ratio = final_rows / pencil
     by_ratio = (pencil > 0) & (ratio >= 1 / max_ratio) & (ratio <= max_ratio)
     return np.where(by_ratio, ratio, 1.0), np.where(by_ratio, 0.0, final_rows - pencil)
-
-
-#: Entries per block of :func:`_row_blocks` (8 MiB of float64 values).
-_BLOCK_ENTRIES = 1 << 20
-
-
-def _row_blocks(indptr, block_entries: int = _BLOCK_ENTRIES):
-    """Consecutive row ranges ``(first, last)`` of a CSR matrix, each of about
-    ``block_entries`` entries (at least one row)."""
-    n_rows = len(indptr) - 1
-    first = 0
-    while first < n_rows:
-        last = int(np.searchsorted(indptr, indptr[first] + block_entries, side="right")) - 1
-        last = min(max(last, first + 1), n_rows)
-        yield first, last
-        first = last
-
-
-def _product(matrix, weights) -> np.ndarray:
-    """``matrix @ weights`` as SciPy computes it (float64, each row summed in order), a block of
-    rows at a time: SciPy's product of a float32 matrix with float64 weights first copies the
-    whole matrix to float64 values and int64 column indices (94 MiB for the peer benchmark's 6.2
-    million entries); each block here is a view of the matrix's arrays with its own int32 row
-    pointers, whose product copies only its values (8 MiB), and the sums are the same."""
-    out = np.empty(matrix.shape[0])
-    indptr = matrix.indptr
-    for first, last in _row_blocks(indptr):
-        start, stop = indptr[first], indptr[last]
-        block = sparse.csr_matrix((last - first, matrix.shape[1]), dtype=matrix.dtype)
-        block.data, block.indices = matrix.data[start:stop], matrix.indices[start:stop]
-        block.indptr = (indptr[first:last + 1] - start).astype(matrix.indices.dtype)
-        out[first:last] = block @ weights
-    return out
