@@ -74,16 +74,23 @@ def _row_dot(values, columns, weights):
     return (s0 + s1) + (s2 + s3)
 
 
+@njit(**CPU)
+def _dot_rows(row_indptr, starts, indices, data, weights, out, first, last):
+    """out[i] for the rows first..last-1 of a row subset (row ``i`` starts at ``starts[i]`` and
+    holds ``row_indptr[i + 1] - row_indptr[i]`` entries; the whole matrix: both its indptr)."""
+    for i in range(first, last):
+        start = starts[i]
+        stop = start + (row_indptr[i + 1] - row_indptr[i])
+        out[i] = _row_dot(data[start:stop], indices[start:stop], weights)
+
+
 @njit(**CPU_PARALLEL)
 def csr_matvec(indptr, indices, data, weights, out, n_chunks=2):
     """out[row] = sum_k data[k] * weights[indices[k]] over the row's entries. The result does not
     depend on ``n_chunks`` (each row is summed the same way)."""
     bounds = balanced_row_blocks(indptr, n_chunks)
     for chunk in prange(n_chunks):
-        for row in range(bounds[chunk], bounds[chunk + 1]):
-            start = indptr[row]
-            stop = indptr[row + 1]
-            out[row] = _row_dot(data[start:stop], indices[start:stop], weights)
+        _dot_rows(indptr, indptr, indices, data, weights, out, bounds[chunk], bounds[chunk + 1])
 
 
 @njit(**CPU)
@@ -110,6 +117,29 @@ def _row_scatter(values, columns, g, acc):
         acc[np.uint32(columns[k])] += values[k] * g
 
 
+@njit(**CPU)
+def _scatter_rows(row_indptr, starts, indices, data, gradient, first, last, acc):
+    """acc += the rows first..last-1 (as :func:`_dot_rows` finds them) times their gradient,
+    rows whose gradient is zero skipped."""
+    for i in range(first, last):
+        g = gradient[i]
+        if g == 0.0:
+            continue
+        start = starts[i]
+        stop = start + (row_indptr[i + 1] - row_indptr[i])
+        _row_scatter(data[start:stop], indices[start:stop], g, acc)
+
+
+@njit(**CPU)
+def _sum_blocks(partial, out):
+    """out[col] = the blocks' partial sums, added in block order (deterministic)."""
+    for col in range(partial.shape[1]):
+        total = 0.0
+        for chunk in range(partial.shape[0]):
+            total += partial[chunk, col]
+        out[col] = total
+
+
 @njit(**CPU_PARALLEL)
 def csr_rmatvec(indptr, indices, data, gradient, n_columns, n_chunks, out):
     """out[col] = sum over rows of data * gradient[row]: A.T @ g, in ``n_chunks`` row blocks of
@@ -117,19 +147,8 @@ def csr_rmatvec(indptr, indices, data, gradient, n_columns, n_chunks, out):
     bounds = balanced_row_blocks(indptr, n_chunks)
     partial = np.zeros((n_chunks, n_columns))
     for chunk in prange(n_chunks):
-        acc = partial[chunk]
-        for row in range(bounds[chunk], bounds[chunk + 1]):
-            g = gradient[row]
-            if g == 0.0:
-                continue
-            start = indptr[row]
-            stop = indptr[row + 1]
-            _row_scatter(data[start:stop], indices[start:stop], g, acc)
-    for col in range(n_columns):
-        total = 0.0
-        for chunk in range(n_chunks):
-            total += partial[chunk, col]
-        out[col] = total
+        _scatter_rows(indptr, indptr, indices, data, gradient, bounds[chunk], bounds[chunk + 1], partial[chunk])
+    _sum_blocks(partial, out)
 
 
 @njit(**CPU_PARALLEL)
@@ -140,10 +159,7 @@ def csr_matvec_rows(row_indptr, starts, indices, data, weights, out, n_chunks):
     blocks, as the subset's CSR copy would)."""
     bounds = balanced_row_blocks(row_indptr, n_chunks)
     for chunk in prange(n_chunks):
-        for i in range(bounds[chunk], bounds[chunk + 1]):
-            start = starts[i]
-            stop = start + (row_indptr[i + 1] - row_indptr[i])
-            out[i] = _row_dot(data[start:stop], indices[start:stop], weights)
+        _dot_rows(row_indptr, starts, indices, data, weights, out, bounds[chunk], bounds[chunk + 1])
 
 
 @njit(**CPU_PARALLEL)
@@ -153,19 +169,8 @@ def csr_rmatvec_rows(row_indptr, starts, indices, data, gradient, n_columns, n_c
     bounds = balanced_row_blocks(row_indptr, n_chunks)
     partial = np.zeros((n_chunks, n_columns))
     for chunk in prange(n_chunks):
-        acc = partial[chunk]
-        for i in range(bounds[chunk], bounds[chunk + 1]):
-            g = gradient[i]
-            if g == 0.0:
-                continue
-            start = starts[i]
-            stop = start + (row_indptr[i + 1] - row_indptr[i])
-            _row_scatter(data[start:stop], indices[start:stop], g, acc)
-    for col in range(n_columns):
-        total = 0.0
-        for chunk in range(n_chunks):
-            total += partial[chunk, col]
-        out[col] = total
+        _scatter_rows(row_indptr, starts, indices, data, gradient, bounds[chunk], bounds[chunk + 1], partial[chunk])
+    _sum_blocks(partial, out)
 
 
 @dataclass(frozen=True, eq=False)
