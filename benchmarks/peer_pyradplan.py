@@ -144,7 +144,7 @@ def _rss_mib() -> float:
 
 def _pyradplan_plan(phantom: dict) -> dict:
     import SimpleITK as sitk
-    from pyRadPlan import CT, PhotonPlan, StructureSet, fluence_optimization, generate_stf
+    from pyRadPlan import CT, PhotonPlan, StructureSet
     from pyRadPlan.ct import default_hlut
     from pyRadPlan.cst import create_voi
     from pyRadPlan.dose.engines import PhotonPencilBeamSVDEngine
@@ -184,27 +184,11 @@ def _pyradplan_plan(phantom: dict) -> dict:
     pln.prop_opt = {"solver": "scipy", "max_iter": MAX_ITERATIONS}
     times["setup"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    stf = generate_stf(ct, cst, pln)
-    engine = PhotonPencilBeamSVDEngine(pln)
-    engine.console_progress = False  # no tqdm bars in the timing
-    engine.dose_grid = ct.grid
     # Outside the body the phantom is air already; pyRadPlan's default would zero the density of
     # every voxel outside the dose voxels (here a sample of the body), shortening the depths.
-    engine.ignore_outside_densities = False
-    engine.voxel_sub_ix = np.asarray(phantom["rows"], np.int64)
-    dij = engine.calc_dose_influence(ct, cst, stf)
-    times["influence"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    info = {}
-    weights = fluence_optimization(ct, cst, stf, dij, pln, opt_info=info)
-    times["optimisation"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    result = dij.compute_result_ct_grid(weights)
-    times["final_dose"] = time.perf_counter() - start
-    times["whole_plan"] = times["influence"] + times["optimisation"] + times["final_dose"]
+    stages = pyradplan_stages(ct, cst, pln, voxel_sub_ix=phantom["rows"])
+    times.update(stages["times"])
+    stf, dij, weights, info, result = (stages[k] for k in ("stf", "dij", "weights", "info", "result"))
     peak_plan_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     # Not a stage of its plan (its final dose is the matrix's): its engine recomputing the dose
@@ -217,16 +201,56 @@ def _pyradplan_plan(phantom: dict) -> dict:
     forward.calc_dose_forward(ct, cst, stf, np.asarray(weights))
     times["forward_dose"] = time.perf_counter() - start
 
-    dose = result["physical_dose"]
-    dose = sitk.GetArrayFromImage(dose) if isinstance(dose, sitk.Image) else np.asarray(dose)
+    dose, ray_uv_mm, rays_per_beam = pyradplan_dose_and_rays(stf, result)
     matrix = dij.physical_dose.flat[0]
-    uv = [np.array([[r.ray_pos_bev[0], r.ray_pos_bev[2]] for r in b.rays]) for b in stf.beams]
     beamlets_per_ray = {len(r.beamlets) for b in stf.beams for r in b.rays}
-    return {"times": times, "weights": np.asarray(weights, float), "dose_gy": dose.astype(np.float64),
-            "ray_uv_mm": np.concatenate(uv), "rays_per_beam": np.array([len(u) for u in uv]),
+    return {"times": times, "weights": np.asarray(weights, float), "dose_gy": dose,
+            "ray_uv_mm": ray_uv_mm, "rays_per_beam": rays_per_beam,
             "beamlets_per_ray": sorted(beamlets_per_ray), "nnz": int(matrix.nnz), "n_beamlets": int(matrix.shape[1]),
             "sad_mm": float(stf.beams[0].sad), "iterations": int(info.get("num_iter", -1)),
             "peak_rss_plan_mib": peak_plan_mib}
+
+
+def pyradplan_stages(ct, cst, pln, *, voxel_sub_ix=None) -> dict:
+    """pyRadPlan's plan in timed stages: influence (``generate_stf`` + ``calc_dose_influence``
+    of its SVD photon pencil beam on the CT grid), optimisation (``fluence_optimization``), final
+    dose (its matrix times the weights). With ``voxel_sub_ix`` the matrix holds those voxels only
+    and the densities outside them are kept. Returns ``times``, ``stf``, ``dij``, ``weights``,
+    ``info`` (the solver's) and ``result``."""
+    from pyRadPlan import fluence_optimization, generate_stf
+    from pyRadPlan.dose.engines import PhotonPencilBeamSVDEngine
+
+    times = {}
+    start = time.perf_counter()
+    stf = generate_stf(ct, cst, pln)
+    engine = PhotonPencilBeamSVDEngine(pln)
+    engine.console_progress = False  # no tqdm bars in the timing
+    engine.dose_grid = ct.grid
+    if voxel_sub_ix is not None:
+        engine.ignore_outside_densities = False
+        engine.voxel_sub_ix = np.asarray(voxel_sub_ix, np.int64)
+    dij = engine.calc_dose_influence(ct, cst, stf)
+    times["influence"] = time.perf_counter() - start
+    start = time.perf_counter()
+    info = {}
+    weights = fluence_optimization(ct, cst, stf, dij, pln, opt_info=info)
+    times["optimisation"] = time.perf_counter() - start
+    start = time.perf_counter()
+    result = dij.compute_result_ct_grid(weights)
+    times["final_dose"] = time.perf_counter() - start
+    times["whole_plan"] = times["influence"] + times["optimisation"] + times["final_dose"]
+    return {"times": times, "stf": stf, "dij": dij, "weights": weights, "info": info, "result": result}
+
+
+def pyradplan_dose_and_rays(stf, result):
+    """pyRadPlan's dose (Gy, float64, (z, y, x)) and its beamlets' positions on the isocentre
+    plane (u, v mm, all beams) with the number per beam, for spinesim's beams."""
+    import SimpleITK as sitk
+
+    dose = result["physical_dose"]
+    dose = sitk.GetArrayFromImage(dose) if isinstance(dose, sitk.Image) else np.asarray(dose)
+    uv = [np.array([[r.ray_pos_bev[0], r.ray_pos_bev[2]] for r in b.rays]) for b in stf.beams]
+    return dose.astype(np.float64), np.concatenate(uv), np.array([len(u) for u in uv])
 
 
 def run_pyradplan(workdir: Path) -> None:

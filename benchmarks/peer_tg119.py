@@ -49,7 +49,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.peer_pyradplan import (BEAMLET_MM, MAX_ITERATIONS, _beams_from_rays, _child,  # noqa: E402
-                                       _rss_mib, peer_missing_reason)
+                                       _rss_mib, peer_missing_reason, pyradplan_dose_and_rays, pyradplan_stages)
 
 #: TG-119's prescription for the C-shape (50 Gy in 25 fractions; Ezzell et al. 2009, Table 1).
 PRESCRIPTION_GY = 50.0
@@ -66,9 +66,8 @@ KINDS = {"SquaredDeviation": "squared_deviation", "SquaredOverdosing": "overdose
 
 def _pyradplan_tg119(spacing_mm: float, export: Path | None) -> dict:
     import SimpleITK as sitk
-    from pyRadPlan import PhotonPlan, fluence_optimization, generate_stf
+    from pyRadPlan import PhotonPlan
     from pyRadPlan.ct import resample_ct
-    from pyRadPlan.dose.engines import PhotonPencilBeamSVDEngine
     from pyRadPlan.io import load_tg119
 
     ct, cst = load_tg119()
@@ -92,27 +91,13 @@ def _pyradplan_tg119(spacing_mm: float, export: Path | None) -> dict:
     pln.prop_stf = {"gantry_angles": list(GANTRY_DEG), "couch_angles": [0.0] * len(GANTRY_DEG),
                     "bixel_width": BEAMLET_MM, "iso_center": [float(c) for c in iso_xyz]}
     pln.prop_opt = {"solver": "scipy", "max_iter": MAX_ITERATIONS}
-    start = time.perf_counter()
-    stf = generate_stf(ct, cst, pln)
-    engine = PhotonPencilBeamSVDEngine(pln)
-    engine.console_progress = False
-    engine.dose_grid = ct.grid
-    dij = engine.calc_dose_influence(ct, cst, stf)
-    times["influence"] = time.perf_counter() - start
-    start = time.perf_counter()
-    info = {}
-    weights = fluence_optimization(ct, cst, stf, dij, pln, opt_info=info)
-    times["optimisation"] = time.perf_counter() - start
-    start = time.perf_counter()
-    result = dij.compute_result_ct_grid(weights)
-    times["final_dose"] = time.perf_counter() - start
-    times["whole_plan"] = times["influence"] + times["optimisation"] + times["final_dose"]
-    dose = result["physical_dose"]
-    dose = sitk.GetArrayFromImage(dose) if isinstance(dose, sitk.Image) else np.asarray(dose)
-    uv = [np.array([[r.ray_pos_bev[0], r.ray_pos_bev[2]] for r in b.rays]) for b in stf.beams]
-    matrix = dij.physical_dose.flat[0]
-    return {"times": times, "weights": np.asarray(weights, float), "dose_gy": dose.astype(np.float64),
-            "ray_uv_mm": np.concatenate(uv), "rays_per_beam": np.array([len(u) for u in uv]),
+    stages = pyradplan_stages(ct, cst, pln)
+    times.update(stages["times"])
+    dose, ray_uv_mm, rays_per_beam = pyradplan_dose_and_rays(stages["stf"], stages["result"])
+    matrix = stages["dij"].physical_dose.flat[0]
+    weights, info = stages["weights"], stages["info"]
+    return {"times": times, "weights": np.asarray(weights, float), "dose_gy": dose,
+            "ray_uv_mm": ray_uv_mm, "rays_per_beam": rays_per_beam,
             "nnz": int(matrix.nnz), "n_rows": int(np.count_nonzero(np.asarray(matrix.sum(axis=1)).ravel())),
             "iterations": int(info.get("num_iter", -1)),
             "peak_rss_plan_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
