@@ -49,11 +49,15 @@ def gap_study(case, *, regimen, gaps_mm=DEMO_GAPS_MM, grid_mm=GAP_STUDY_GRID_MM)
 
     session = Session(case, regimen=regimen, grid_mm=grid_mm)
     achievable, bindings = [], []
+    previous = None
     for gap in gaps_mm:
         session.set_gap(gap)
+        if previous is not None and round(previous, 3) != round(gap, 3):
+            session.forget_gap(previous)  # one operated scene at a time (each gap is visited once)
         gy, _, binding = session.maximum_prescription()
         achievable.append(gy)
         bindings.append(binding)
+        previous = gap
     return tuple(gaps_mm), tuple(achievable), regimen.dose_gy, tuple(bindings)
 
 

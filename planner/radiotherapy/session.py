@@ -262,6 +262,27 @@ class Session:
         self.weights, self._last_rx = result.weights, new.dose_gy
         return self._state(result.iterations, "prescription changed; matrix kept")
 
+    def forget_gap(self, gap_mm: float) -> None:
+        """Drop what the session keeps for one gap other than the current one and 0 (its operated
+        scene, its rows, its slider matrix): a scripted study that visits each gap once holds one
+        operated scene at a time instead of all (the demo's gap study on its fine grid: about
+        200 MiB a gap). A later visit rebuilds them; the app's sessions keep theirs (the slider
+        returns to gaps it has shown).
+
+        Parameters
+        ----------
+        gap_mm : float
+            A gap (mm) the session has visited; the current gap and 0 are kept (ValueError for
+            the current one).
+        """
+        key = round(float(gap_mm), 3)
+        if key == round(self.gap_mm, 3):
+            raise ValueError(f"gap_mm {gap_mm} is the session's current gap: set another one first")
+        if key == 0.0:
+            return
+        for cache in (self._scenes, self._term_rows, self._measure_rows, self._sliders):
+            cache.pop(key, None)
+
     def set_gap(self, gap_mm: float) -> SessionState:
         """New separation gap: targets rebuilt on the operated scene, matrix kept.
 

@@ -122,3 +122,21 @@ def test_a_setting_visited_again_settles_at_once_and_a_newer_move_cancels(coarse
     assert walked.converge(cancelled=lambda: True) is None  # a newer move came: the quick plan stays
     assert walked.weights is before and not walked.converged
     assert walked._state(0, "").achievable_prescription_gy == moved.achievable_prescription_gy
+
+
+def test_forget_gap_drops_one_gaps_caches_and_a_revisit_rebuilds_them(session):
+    caches = ("_scenes", "_term_rows", "_measure_rows", "_sliders")
+    for name in caches:  # this test's own caches (copies share them)
+        setattr(session, name, dict(getattr(session, name)))
+    session.set_gap(1.5)
+    fingerprint = session._scene(1.5).fingerprint()
+    session.set_gap(2.5)
+    session.forget_gap(1.5)
+    assert all(1.5 not in getattr(session, name) for name in caches)
+    assert 0.0 in session._scenes and 2.5 in session._scenes
+    with pytest.raises(ValueError, match="gap_mm 2.5 is the session's current gap"):
+        session.forget_gap(2.5)
+    session.forget_gap(0.0)  # the unoperated scene stays
+    assert 0.0 in session._scenes
+    state = session.set_gap(1.5)
+    assert session._scene(1.5).fingerprint() == fingerprint and state.achievable_prescription_gy is not None
