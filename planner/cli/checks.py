@@ -43,6 +43,15 @@ LARGER_LESION_FACTOR = 2
 #: (build_influence's count): at 5 mm 15.3 on 2.5 mm voxels, 16.5 at 2.5 x 1.25 x 1.25, 18.0 at
 #: 1.25 mm; at 2.5 mm 24 and at 10 mm 13.4 on 2.5 mm voxels (scaled by 18 / 15.3 here).
 INFLUENCE_ENTRIES_PER_ROW_BEAM = {2.5: 28.0, 5.0: 18.0, 10.0: 16.0}
+#: What a command comparing plans keeps of each until its report (a scorecard row): the final
+#: and the scaled best dose (float64) and the operated scene's densities and masks, per voxel of
+#: the grid. Measured with tracemalloc at the end of compare_strategies on the demo's grid
+#: (t10_rcc_escc2, 2.5 x 1.25 x 1.25 mm, 2.0 M voxels, 2026-12-07): 590 MiB held for 8
+#: strategies, 249 MiB of it the influence memo's two matrices: 21 B per voxel and plan.
+RETAINED_PLAN_BYTES_PER_VOXEL = 24
+#: Matrices the planner's influence memo keeps (planner.radiotherapy.plan._INFLUENCE_MEMO_SIZE):
+#: a command planning several strategies holds that many at once.
+MEMO_MATRICES = 2
 #: build_influence's own limit on one matrix (its ``memory_budget_gb`` default; the plan uses it).
 INFLUENCE_LIMIT_GIB = 1.0
 #: Jobs estimated above this print their estimate before they start.
@@ -169,9 +178,13 @@ def scene_grid_shape(level: str, spacing_mm) -> tuple | None:
 
 
 def estimate_plan_memory(case_text: str, spacing_mm, *, engine: str | None = None, beamlet_mm: float = 5.0,
-                         n_beams: int = 9) -> dict:
+                         n_beams: int = 9, retained_plans: int = 0, sessions: int = 0) -> dict:
     """Estimated peak bytes by part: the scene, and with ``engine`` a plan (its volumes and
-    influence matrix). Analytic from the grid shape and the beam count: milliseconds."""
+    influence matrix). Analytic from the grid shape and the beam count: milliseconds.
+
+    ``retained_plans``: plans a command keeps for its report (a comparison's strategies; the
+    memo's matrices then count too); ``sessions``: planning sessions it opens beside them (the
+    demo's gap study: a scene and a matrix of its own)."""
     level = _case_level(case_text)
     shape = scene_grid_shape(level, spacing_mm) if level else None
     if shape is None:
@@ -187,22 +200,31 @@ def estimate_plan_memory(case_text: str, spacing_mm, *, engine: str | None = Non
         # no copy of the rows read, since 2026-12-07; its dense copy of few full rows is bounded
         # by objectives.toml [optimiser] dense_max_bytes, within the lesion factor's margin).
         parts["influence matrix"] = int(LARGER_LESION_FACTOR * 8 * entries)
+        if retained_plans > 0:
+            parts["influence matrix"] *= MEMO_MATRICES
+            parts["plans kept for the report"] = RETAINED_PLAN_BYTES_PER_VOXEL * voxels * int(retained_plans)
+        if sessions > 0:
+            parts["planning session"] = int(sessions) * (parts["scene"] + int(LARGER_LESION_FACTOR * 8 * entries))
     return parts
 
 
 def check_plan_memory(args, case_text: str, *, engine: str | None, beamlet_mm: float = 5.0, n_beams: int = 9,
-                      knobs: str = "coarsen --spacing-mm", out=None, jobs: int = 1) -> None:
+                      knobs: str = "coarsen --spacing-mm", out=None, jobs: int = 1, retained_plans: int = 0,
+                      sessions: int = 0) -> None:
     """Refuse (MemoryBudgetExceeded, a ValueError) a job estimated above the budget; print the
-    estimate of a large one to ``out``. ``jobs``: how many such plans run at once."""
+    estimate of a large one to ``out``. ``jobs``: how many such plans run at once;
+    ``retained_plans``, ``sessions``: as :func:`estimate_plan_memory`."""
     from planner.common.memory import MemoryBudgetExceeded, check_budget, format_bytes
 
     budget = memory_budget_of(args)
-    parts = estimate_plan_memory(case_text, args.spacing_mm, engine=engine, beamlet_mm=beamlet_mm, n_beams=n_beams)
+    parts = estimate_plan_memory(case_text, args.spacing_mm, engine=engine, beamlet_mm=beamlet_mm, n_beams=n_beams,
+                                 retained_plans=retained_plans, sessions=sessions)
     if not parts:
         return
     if jobs > 1:
         parts = {name: size * jobs for name, size in parts.items()}
-    matrix = parts.get("influence matrix", 0) / (LARGER_LESION_FACTOR * max(jobs, 1))
+    matrix = parts.get("influence matrix", 0) / (LARGER_LESION_FACTOR * max(jobs, 1) * (MEMO_MATRICES if retained_plans
+                                                                                          else 1))
     if matrix > INFLUENCE_LIMIT_GIB * 2**30:
         raise MemoryBudgetExceeded(f"the influence matrix would need about {format_bytes(matrix)}, over the planner's "
                                    f"limit of {INFLUENCE_LIMIT_GIB:g} GiB per matrix: {knobs}")

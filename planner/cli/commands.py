@@ -271,13 +271,23 @@ def _parse_weeks(text: str) -> list[float]:
     return weeks
 
 
-def _check_memory(args, case, *, engine=None, beamlet_mm=5.0, n_beams=9) -> None:
+def _check_memory(args, case, *, engine=None, beamlet_mm=5.0, n_beams=9, retained_plans=0, sessions=0) -> None:
     # Last: it imports the anatomy (numpy, scipy; about a second), every cheaper check passed.
     if getattr(args, "memory_budget", None) is not None:
         checks.memory_budget_of(args)  # a malformed size is an argument error, refused first
     if case is not None:
         checks.check_plan_memory(args, case, engine=engine, beamlet_mm=beamlet_mm, n_beams=n_beams,
-                                 knobs=MEMORY_KNOBS[args.command], out=sys.stdout)
+                                 knobs=MEMORY_KNOBS[args.command], out=sys.stdout, retained_plans=retained_plans,
+                                 sessions=sessions)
+
+
+def _menu_size(strategies) -> int:
+    """Plans a comparison keeps: the strategies asked for, or the whole standard menu (TOML)."""
+    if strategies:
+        return len(strategies)
+    from planner.clinical.data import read_table  # TOML only
+
+    return len(read_table("strategies")["menu"])
 
 
 def _check_scene(args) -> None:
@@ -311,7 +321,7 @@ def _check_compare(args) -> None:
     args.weights = _parse_weights(args.weights)
     args.strategies = _parse_strategies(args.strategies)
     checks.check_outputs({"--json": args.json, "--csv": args.csv})
-    _check_memory(args, args.case, engine="superposition")
+    _check_memory(args, args.case, engine="superposition", retained_plans=_menu_size(args.strategies))
 
 
 def _check_timeline(args) -> None:
@@ -326,7 +336,8 @@ def _check_demo(args) -> None:
         _check_case(args.case, "--case")
     checks.check_output_folder("--out", args.out)
     args.spacing_mm = PLAN_GRID_MM  # the demo's grid (planner.cli.demo.GAP_STUDY_GRID_MM)
-    _check_memory(args, args.case or _DEFAULT_CASE, engine="superposition")
+    # The comparison's plans stay for the report while the gap study's session plans beside them.
+    _check_memory(args, args.case or _DEFAULT_CASE, engine="superposition", retained_plans=_menu_size(None), sessions=1)
 
 
 def _check_view(args) -> None:

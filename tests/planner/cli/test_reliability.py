@@ -117,6 +117,22 @@ def test_default_settings_fit_a_small_budget(stubbed, tmp_path):
         assert main(argv + ["--memory-budget", "2G"]) == 0
 
 
+def test_commands_that_keep_plans_estimate_what_they_keep(stubbed, tmp_path, capsys):
+    """The demo keeps the comparison's plans for its report while its gap study plans beside
+    them: measured 1.84 GB resident at its peak (benchmarks/README.md); one plan's estimate
+    (600 MiB) let it start under a 1 GiB budget."""
+    one = checks.estimate_plan_memory("t10_rcc_escc2", (2.5, 1.25, 1.25), engine="superposition")
+    kept = checks.estimate_plan_memory("t10_rcc_escc2", (2.5, 1.25, 1.25), engine="superposition", retained_plans=8)
+    demo = checks.estimate_plan_memory("t10_rcc_escc2", (2.5, 1.25, 1.25), engine="superposition", retained_plans=8,
+                                       sessions=1)
+    assert sum(one.values()) < sum(kept.values()) < sum(demo.values())
+    assert kept["influence matrix"] == checks.MEMO_MATRICES * one["influence matrix"]
+    assert 0.75 * 1.84e9 < sum(demo.values()) < 1.25 * 1.84e9
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--memory-budget", "1G"]) == 2
+    assert "memory" in capsys.readouterr().err and stubbed == []
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--memory-budget", "3G"]) == 0 and stubbed == ["demo"]
+
+
 def test_scene_estimate_matches_the_measured_fine_scene():
     """The issue measured 3.5 GB for a 0.5 mm scene; the estimate is within 25% of it."""
     parts = checks.estimate_plan_memory("t10_rcc_escc2", (0.5, 0.5, 0.5))
