@@ -47,6 +47,7 @@ from .radiobiology import alpha_beta, bed, myelopathy_band
 from .targets import _dilate, add_targets
 
 __all__ = ["Regimen", "PlanResult", "add_targets", "plan_case", "achievable_prescription", "achievable_from", "escalate",
+           "forget_shared_influences",
            "row_measure", "hard_structures", "COVERAGE_METRIC", "ACHIEVABLE_METRIC", "HARD_STRUCTURES",
            "GAP_RESOLVING_GRID_MM", "describe_binding"]
 
@@ -382,6 +383,13 @@ def escalate(matrix, term_rows: dict, regimen: Regimen, rows_of: dict, constrain
 #: courses) share one matrix instead of building it again. Matrices are never modified.
 _INFLUENCE_MEMO: dict = {}
 _INFLUENCE_MEMO_SIZE = 2
+
+
+def forget_shared_influences() -> None:
+    """Drop the influence matrices :func:`plan_case` keeps for the next plans on the same scene
+    and beams: a script that moves on to other work frees them (the demo after its comparison:
+    249 MiB on its grid). Later plans build their matrices again."""
+    _INFLUENCE_MEMO.clear()
 
 
 def _shared_influence(scene, beams, roi, *, backend: str, report):

@@ -227,3 +227,17 @@ def test_the_optimised_dose_is_the_delivered_dose():
         assert item["final_gy"] > 0
     assert "engine_agreement" in json.loads(planned.to_json())
     assert any(note.startswith("engines: optimiser vs final dose within") for note in planned.notes)
+
+
+def test_plans_on_one_scene_share_a_matrix_until_it_is_forgotten():
+    from planner.radiotherapy.plan import forget_shared_influences
+
+    def messages(regimen):
+        said = []
+        plan_case("l2_rcc_escc1a", regimen=regimen, grid_mm=(5.0, 5.0, 5.0), engine="pencil", progress=said.append)
+        return said
+
+    messages(Regimen(24.0, 2))
+    assert "influence matrix: reused (same scene, beams and rows)" in messages(Regimen(27.0, 3))
+    forget_shared_influences()
+    assert not any("reused" in line for line in messages(Regimen(27.0, 3)))
