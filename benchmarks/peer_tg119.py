@@ -51,7 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.peer_pyradplan import (BEAMLET_MM, MAX_ITERATIONS, _beams_from_rays, _child,  # noqa: E402
                                        _rss_mib, peer_missing_reason, pyradplan_dose_and_rays, pyradplan_stages)
 
-#: TG-119's prescription for the C-shape (50 Gy in 25 fractions; Ezzell et al. 2009, Table 1).
+#: TG-119's prescription for the C-shape test: 50 Gy in 25 fractions (Ezzell et al. 2009, AAPM TG-119);
+#: the fractions do not enter the physical-dose plans compared here.
 PRESCRIPTION_GY = 50.0
 FRACTIONS = 25
 GANTRY_DEG = tuple(float(a) for a in range(0, 360, 40))
