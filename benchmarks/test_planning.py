@@ -12,7 +12,8 @@ from planner.radiotherapy.beams import make_beams, posterior_fan_angles
 from planner.radiotherapy.constraints import constraints_for
 from planner.radiotherapy.influence import build_influence
 from planner.radiotherapy.optimise import optimise, reoptimise
-from planner.radiotherapy.plan import Regimen, _point_limits, _optimisation_region, _terms, add_targets
+from planner.radiotherapy.case_objectives import _optimisation_region, _point_limits, _terms
+from planner.radiotherapy.plan import Regimen, add_targets
 from scenes.cases import build_scene
 
 

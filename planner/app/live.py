@@ -26,8 +26,8 @@ from planner.radiotherapy.constraints import constraint_status, constraints_for,
 from planner.radiotherapy.influence import build_influence, planning_kept_energy
 from planner.radiotherapy.metrics import metric, structure_dose
 from planner.radiotherapy.optimise import optimise
-from planner.radiotherapy.plan import (MAX_FRACTIONS, MAX_PRESCRIPTION_GY, Regimen, _optimisation_region, optimisation_stride,
-                                       hard_structures)
+from planner.radiotherapy.case_objectives import _optimisation_region, hard_structures, optimisation_stride
+from planner.radiotherapy.regimen import MAX_FRACTIONS, MAX_PRESCRIPTION_GY, Regimen
 from planner.radiotherapy.session import Session, SessionState
 
 __all__ = ["LiveSession", "Snapshot", "Controls", "check_control", "SURROGATES", "GAP_MAX_MM", "GAP_STEP_MM",

@@ -146,7 +146,8 @@ def _gpu_stream(repeats: int) -> dict:
 def _reference_problem(grid_mm, n_beams: int):
     from planner.radiotherapy.beams import arrangement_angles, make_beams
     from planner.radiotherapy.constraints import constraints_for
-    from planner.radiotherapy.plan import Regimen, _optimisation_region, add_targets, hard_structures
+    from planner.radiotherapy.case_objectives import _optimisation_region, hard_structures
+    from planner.radiotherapy.plan import Regimen, add_targets
     from scenes.cases import build_scene
 
     constraints = constraints_for("hytec", REGIMEN[1])
@@ -239,7 +240,7 @@ def run_bench(*, backends=("cpu",), grid_mm: float = 2.5, n_beams: int = 9, n_az
     from planner.common.safety import DISCLAIMER
     from planner.radiotherapy.influence import build_influence, final_dose, planning_kept_energy
     from planner.radiotherapy.optimise import optimise
-    from planner.radiotherapy.plan import _make_terms, _point_limits, _term_rows
+    from planner.radiotherapy.case_objectives import _make_terms, _point_limits, _term_rows
     from planner.radiotherapy.session import Session
 
     say = progress or (lambda message: None)

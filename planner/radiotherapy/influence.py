@@ -63,7 +63,7 @@ class Influence:
     #: Fraction of each beamlet's energy (its kernel's sum in water) the cut-off keeps.
     kept_energy: float = float("nan")
     #: Voxel stride (z, y, x) of the lattice the rows sample the far region on
-    #: (``planner.radiotherapy.plan.optimisation_stride``), or None when the rows are not sampled.
+    #: (``planner.radiotherapy.case_objectives.optimisation_stride``), or None when the rows are not sampled.
     sampling_stride: tuple | None = None
 
     def dose_volume(self, weights) -> np.ndarray:
@@ -386,7 +386,7 @@ def build_influence(scene: Scene, beams: BeamSet, *, target: str = "gtv", roi: n
         either way is :attr:`Influence.kept_energy`.
     sampling_stride : tuple of int, optional
         The voxel stride (z, y, x) of the lattice ``roi`` samples the far region on (e.g.
-        :func:`planner.radiotherapy.plan.optimisation_stride`); kept as
+        :func:`planner.radiotherapy.case_objectives.optimisation_stride`); kept as
         :attr:`Influence.sampling_stride` so :meth:`Influence.dose_volume` interpolates
         between the lattice's points. Three integers >= 1 (ValueError otherwise).
     memory_budget_gb : float, default 1.0

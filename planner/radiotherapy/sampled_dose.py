@@ -1,7 +1,7 @@
 """The dose between the points of a sampling lattice (the planners' far-region rows).
 
 Far from the target the planners' influence matrices keep one voxel in ``stride`` along each
-axis (:func:`planner.radiotherapy.plan.optimisation_stride`); the voxels between are filled by
+axis (:func:`planner.radiotherapy.case_objectives.optimisation_stride`); the voxels between are filled by
 trilinear interpolation so that a picture of the matrix's dose has no holes.
 """
 

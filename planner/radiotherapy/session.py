@@ -25,8 +25,9 @@ from .constraints import constraints_for
 from .influence import build_influence, planning_kept_energy
 from .optimise import optimise, reoptimise
 from .achievable import achievable_limits
-from .plan import (ACHIEVABLE_STRUCTURE, Regimen, _make_terms, _optimisation_region, _point_limits, optimisation_stride, _rows, _term_rows,
-                   achievable_from, add_targets, escalate, hard_structures, row_measure)
+from .case_objectives import (_make_terms, _optimisation_region, _point_limits, _rows, _term_rows, escalate,
+                              hard_structures, optimisation_stride)
+from .plan import ACHIEVABLE_STRUCTURE, Regimen, achievable_from, add_targets, row_measure
 
 __all__ = ["Session", "SessionState"]
 
