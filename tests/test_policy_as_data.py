@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CLINICAL_MODULES = (
     *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "planner/clinical").glob("*.py")),
     "planner/radiotherapy/achievable.py", "planner/radiotherapy/beams.py", "planner/radiotherapy/constraints.py",
-    "planner/radiotherapy/metrics.py",
+    "planner/radiotherapy/metrics.py", "planner/radiotherapy/case_objectives.py", "planner/radiotherapy/regimen.py",
     "planner/radiotherapy/plan.py", "planner/radiotherapy/radiobiology.py", "planner/radiotherapy/session.py",
     "scenes/cases.py", "scenes/escc.py",
 )
@@ -27,9 +27,12 @@ ALLOWED = {
     ("planner/clinical/scorecard.py", 2.5): "measuring/planning grid spacing (a numerical setting)",
     ("planner/clinical/scorecard.py", 1.25): "measuring grid spacing (a numerical setting)",
     ("planner/clinical/timeline.py", 7.0): "days per week (calendar)",
-    ("planner/radiotherapy/plan.py", 80.0): "the simulator's prescription input range",
-    ("planner/radiotherapy/plan.py", 10.0): "optimisation region: full resolution within 10 mm of the PTV (numerical)",
-    ("planner/radiotherapy/plan.py", 30.0): "optimisation region: 30 mm around the PTV (numerical)",
+    ("planner/radiotherapy/regimen.py", 80.0): "the simulator's prescription input range",
+    ("planner/radiotherapy/case_objectives.py", 10.0): "optimisation region: full resolution within 10 mm of the PTV "
+                                                        "(numerical)",
+    ("planner/radiotherapy/case_objectives.py", 30.0): "optimisation region: 30 mm around the PTV (numerical)",
+    ("planner/radiotherapy/case_objectives.py", 5.0): "optimisation region: the far region sampled every 5 mm "
+                                                       "(numerical)",
     ("planner/radiotherapy/plan.py", 5.0): "beamlet size default (a numerical setting)",
     ("planner/radiotherapy/plan.py", 2.5): "planning grid spacing (a numerical setting)",
     ("planner/radiotherapy/beams.py", 180.0): "IEC 61217 geometry: 180 deg is posterior",
