@@ -36,7 +36,7 @@ from scipy.optimize import Bounds, minimize
 
 from kernels import sparse_dose_cpu as kernels
 from kernels._dispatch import resolve_backend
-from kernels.sparse_dose_cpu import RowSubset, default_chunks, dose_from_weights, gradient_to_weights, row_subset
+from kernels.sparse_dose_cpu import default_chunks, row_subset
 
 from .objectives import Overdose, SquaredDeviation, Term, Underdose
 from .protocols import read_table
@@ -143,11 +143,6 @@ def _column_scale(matrix, rows, curvature_weights):
     return scale
 
 
-def _whole_matrix(matrix) -> bool:
-    """Whether the objective's matrix is the whole CSR matrix (else a :class:`RowSubset`)."""
-    return not isinstance(matrix, RowSubset)
-
-
 class _CpuObjective:
     """Value and gradient on the rows the terms read (see the module's note), in the scaled
     variables ``x = w / scale``."""
@@ -174,8 +169,9 @@ class _CpuObjective:
             self.by_column = np.zeros((n_columns, rows.size), data.dtype)
             kernels.dense_rows(indptr, indices, data, rows, self.by_row, self.by_column)
         else:
-            # The rows the terms read, in place (a CSR copy of them held up to the matrix again).
-            self.matrix = matrix if rows.size == n_rows else row_subset(matrix, rows)
+            # The rows the terms read, in place (a CSR copy of them held up to the matrix again);
+            # every row alike: the subset's products are the whole matrix's bit for bit.
+            self.matrix = row_subset(matrix, rows)
 
         separable = [t for t in local if type(t) in _SEPARABLE]
         self.others = [t for t in local if type(t) not in _SEPARABLE]
@@ -196,7 +192,7 @@ class _CpuObjective:
         if self.dense:
             kernels.dense_matvec(self.by_column, w, dose)
         else:
-            dose = dose_from_weights(self.matrix, w) if _whole_matrix(self.matrix) else self.matrix.dose(w)
+            dose = self.matrix.dose(w)
         if self.row_scale is not None:
             dose *= self.row_scale
         if self.offset is not None:
@@ -216,8 +212,7 @@ class _CpuObjective:
             kernels.dense_rmatvec(self.by_row, dose_gradient, self.gradient)
             gradient = self.gradient
         else:
-            gradient = gradient_to_weights(self.matrix, dose_gradient) if _whole_matrix(self.matrix) \
-                else self.matrix.gradient(dose_gradient)
+            gradient = self.matrix.gradient(dose_gradient)
         return float(value), gradient * self.scale
 
 
