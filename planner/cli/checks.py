@@ -19,7 +19,8 @@ from pathlib import Path
 
 __all__ = ["check_output_file", "check_outputs", "check_output_folder", "check_writable_folder",
            "add_memory_budget_argument", "memory_budget_of", "scene_grid_shape", "estimate_plan_memory",
-           "check_plan_memory", "save_trace", "INFLUENCE_LIMIT_GIB", "SCENE_PEAK_BYTES_PER_VOXEL"]
+           "check_plan_memory", "influence_matrix_bytes", "save_trace", "INFLUENCE_LIMIT_GIB",
+           "SCENE_PEAK_BYTES_PER_VOXEL"]
 
 #: Folders whose files are the kernel's, not the user's: never an output.
 SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")
@@ -192,20 +193,25 @@ def estimate_plan_memory(case_text: str, spacing_mm, *, engine: str | None = Non
     voxels = shape[0] * shape[1] * shape[2]
     parts = {"scene": SCENE_FIXED_BYTES + SCENE_PEAK_BYTES_PER_VOXEL * voxels}
     if engine is not None:
-        voxel_mm3 = spacing_mm[0] * spacing_mm[1] * spacing_mm[2]
-        rows = INFLUENCE_REGION_MM3 / voxel_mm3
-        entries = rows * n_beams * INFLUENCE_ENTRIES_PER_ROW_BEAM.get(float(beamlet_mm), max(INFLUENCE_ENTRIES_PER_ROW_BEAM.values()))
         parts["plan volumes"] = PLAN_BYTES_PER_VOXEL.get(engine, max(PLAN_BYTES_PER_VOXEL.values())) * voxels
-        # CSR, 8 bytes an entry: the CPU optimiser reads its rows in place (no transposed copy,
-        # no copy of the rows read, since 2026-12-07; its dense copy of few full rows is bounded
-        # by objectives.toml [optimiser] dense_max_bytes, within the lesion factor's margin).
-        parts["influence matrix"] = int(LARGER_LESION_FACTOR * 8 * entries)
+        # The CPU optimiser reads the matrix's rows in place (no transposed copy, no copy of the
+        # rows read, since 2026-12-07; its dense copy of few full rows is bounded by
+        # objectives.toml [optimiser] dense_max_bytes, within the lesion factor's margin).
+        matrix = int(LARGER_LESION_FACTOR * influence_matrix_bytes(spacing_mm, beamlet_mm=beamlet_mm, n_beams=n_beams))
+        parts["influence matrix"] = matrix * (MEMO_MATRICES if retained_plans > 0 else 1)
         if retained_plans > 0:
-            parts["influence matrix"] *= MEMO_MATRICES
             parts["plans kept for the report"] = RETAINED_PLAN_BYTES_PER_VOXEL * voxels * int(retained_plans)
         if sessions > 0:
-            parts["planning session"] = int(sessions) * (parts["scene"] + int(LARGER_LESION_FACTOR * 8 * entries))
+            parts["planning session"] = int(sessions) * (parts["scene"] + matrix)
     return parts
+
+
+def influence_matrix_bytes(spacing_mm, *, beamlet_mm: float = 5.0, n_beams: int = 9) -> float:
+    """One influence matrix of the default case's region, CSR at 8 bytes an entry (the measured
+    figure, without the margin for larger lesions)."""
+    rows = INFLUENCE_REGION_MM3 / (spacing_mm[0] * spacing_mm[1] * spacing_mm[2])
+    per_row_beam = INFLUENCE_ENTRIES_PER_ROW_BEAM.get(float(beamlet_mm), max(INFLUENCE_ENTRIES_PER_ROW_BEAM.values()))
+    return 8 * rows * n_beams * per_row_beam
 
 
 def check_plan_memory(args, case_text: str, *, engine: str | None, beamlet_mm: float = 5.0, n_beams: int = 9,
@@ -223,8 +229,7 @@ def check_plan_memory(args, case_text: str, *, engine: str | None, beamlet_mm: f
         return
     if jobs > 1:
         parts = {name: size * jobs for name, size in parts.items()}
-    matrix = parts.get("influence matrix", 0) / (LARGER_LESION_FACTOR * max(jobs, 1) * (MEMO_MATRICES if retained_plans
-                                                                                          else 1))
+    matrix = influence_matrix_bytes(args.spacing_mm, beamlet_mm=beamlet_mm, n_beams=n_beams) if engine else 0
     if matrix > INFLUENCE_LIMIT_GIB * 2**30:
         raise MemoryBudgetExceeded(f"the influence matrix would need about {format_bytes(matrix)}, over the planner's "
                                    f"limit of {INFLUENCE_LIMIT_GIB:g} GiB per matrix: {knobs}")
