@@ -8,17 +8,10 @@ from kernels.beam_model import MEV_PER_G_TO_GY, load_beam_model
 from kernels.engine import cone_sources, dose_from_deposited, ray_tilt
 from kernels.irradiated_region import _untouched_zeros, collapsed_cone_downstream
 from kernels.superposition_cpu import collapsed_cone
+from tests.kernels.test_irradiated_region import _frame  # a random orthonormal beam frame
 
 SHAPE = (9, 12, 11)
 SUPPORT = (slice(2, 6), slice(3, 9), slice(1, 7))
-
-
-def _frame(rng):
-    axis = rng.normal(size=3)
-    axis /= np.linalg.norm(axis)
-    u = np.cross(axis, rng.normal(size=3))
-    u /= np.linalg.norm(u)
-    return axis, u, np.cross(axis, u)
 
 
 def test_sources_outside_the_support_are_never_read():
