@@ -54,7 +54,20 @@ def optimisation_stride(scene: Scene, *, far_step_mm: float = 5.0) -> tuple:
     """Voxel stride (z, y, x) of the lattice :func:`_optimisation_region` samples the far region on
     (one voxel every ``far_step_mm``, at least every voxel); the influence matrix keeps it
     (:attr:`Influence.sampling_stride <planner.radiotherapy.influence.Influence.sampling_stride>`)
-    to interpolate its dose between the lattice's points."""
+    to interpolate its dose between the lattice's points.
+
+    Parameters
+    ----------
+    scene : Scene
+        The planned scene (its voxel size).
+    far_step_mm : float, default 5.0
+        Distance between the far region's samples (mm).
+
+    Returns
+    -------
+    tuple of int
+        The stride along z, y and x, each >= 1.
+    """
     return tuple(max(1, int(round(far_step_mm / spacing))) for spacing in scene.grid.spacing_mm)
 
 
@@ -97,7 +110,14 @@ TERM_KINDS = {"underdose": Underdose, "overdose": Overdose, "dose_volume_min": D
 
 def objective_settings() -> dict:
     """The plan's objectives as data (``planner/radiotherapy/protocols/objectives.toml``):
-    per-target terms, the hard-limit and fall-off terms and the escalation search."""
+    per-target terms, the hard-limit and fall-off terms and the escalation search.
+
+    Returns
+    -------
+    dict
+        The whole table (``terms``, ``hard_limits``, ``organ_limits``, ``hot_spot``,
+        ``fall_off``, ``escalation`` and the other planners' sections).
+    """
     return read_table("objectives")
 
 
